@@ -1,0 +1,61 @@
+"""The backend side of the protocol (DESIGN.md section 3), the same file in every backend wheel.
+
+Bazel installs this file as `proteus_backend_<kind>/__init__.py`; everything that differs
+between the backends is data in the `manifest.json` beside it (the variant spec: id, kind,
+module, priority, versions, and how to probe the GPU runtime).
+"""
+
+import ctypes
+import importlib
+import json
+import os
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(_HERE, "manifest.json"), encoding="utf-8") as _f:
+    MANIFEST = json.load(_f)
+
+
+def get_backend() -> dict:
+    """The entry point (group `proteus.backends`)."""
+    return {"kind": MANIFEST["kind"], "module": __name__, "priority": MANIFEST["priority"]}
+
+
+def available_variant_specs() -> list:
+    return [dict(MANIFEST)]
+
+
+def active_variant_spec() -> dict:
+    return dict(MANIFEST)
+
+
+def _runtime_device_count(probe: dict) -> int:
+    """Devices reported by the GPU driver library named in the manifest (0 if it cannot load)."""
+    for name in probe["libraries"]:
+        try:
+            lib = ctypes.CDLL(name)
+            break
+        except OSError:
+            continue
+    else:
+        return 0
+    if probe.get("init") and getattr(lib, probe["init"])(0) != 0:
+        return 0
+    count = ctypes.c_int(0)
+    if getattr(lib, probe["device_count"])(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
+def is_runtime_compatible() -> bool:
+    """True when this backend can run its targets here: for GPU backends, a driver with a device."""
+    probe = MANIFEST.get("runtime_probe")
+    if not probe:
+        return True
+    try:
+        return _runtime_device_count(probe) > 0
+    except Exception:  # never raises (DESIGN 3)
+        return False
+
+
+def load_native_module():
+    return importlib.import_module(MANIFEST["module"])

@@ -1,0 +1,253 @@
+"""Backend discovery and selection (DESIGN.md section 3).
+
+Backends are installed distributions that declare an entry point in the group `proteus.backends`,
+named by their kind (`host`, `cuda`, `rocm`), whose value returns `{"kind", "module", "priority"}`.
+Discovery reads the entry points once and validates each backend without importing native code;
+selection follows the documented order; the first native load locks the choice for the process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+
+from ._version import __version__
+
+ENTRY_POINT_GROUP = "proteus.backends"
+INDEX_URL = "https://proteus-python.github.io/proteus-python/wheels/simple/"
+DISTRIBUTIONS = {
+    "host": "proteus-python-backend-host-llvm22",
+    "cuda": "proteus-python-backend-cuda12-llvm22",
+    "rocm": "proteus-python-backend-rocm72",
+}
+BACKEND_MODULE_API = ("available_variant_specs", "active_variant_spec", "is_runtime_compatible", "load_native_module")
+VARIANT_SPEC_KEYS = ("id", "kind", "module", "llvm_major", "cuda_major", "rocm_version", "platform", "priority", "version")
+
+_lock = threading.RLock()
+_backends: list[Backend] | None = None  # discovery result, cached for the process
+_locked: tuple[Backend, dict] | None = None  # (backend, variant spec) once a native module is loaded
+_native = None
+
+
+@dataclass
+class Backend:
+    """One installed backend distribution, healthy (`problem is None`) or not."""
+
+    kind: str
+    distribution: str
+    dist_version: str
+    entry_point: str
+    priority: int = 0
+    module_name: str = ""
+    module: object = None
+    variants: list = field(default_factory=list)
+    problem: str | None = None
+    _compatible: bool | None = None
+
+    def describe(self) -> str:
+        return f"{self.distribution} {self.dist_version} (kind {self.kind!r})"
+
+    def is_runtime_compatible(self) -> bool:
+        if self._compatible is None:
+            try:
+                self._compatible = bool(self.module.is_runtime_compatible())
+            except Exception:  # the protocol says it never raises; a backend that does is not usable
+                self._compatible = False
+        return self._compatible
+
+    def active_variant(self) -> dict:
+        return self.module.active_variant_spec()
+
+
+def no_backend_message() -> str:
+    names = ", ".join(f"{dist} ({kind})" for kind, dist in DISTRIBUTIONS.items())
+    return (
+        "No Proteus backend is installed. Install one of the backend distributions: "
+        f"{names}, from the Proteus wheel index, e.g.\n"
+        f"    pip install --extra-index-url {INDEX_URL} {DISTRIBUTIONS['host']}"
+    )
+
+
+def _validate(ep) -> Backend:
+    dist = getattr(ep, "dist", None)
+    backend = Backend(
+        kind=ep.name,
+        distribution=dist.metadata["Name"] if dist is not None else "<unknown distribution>",
+        dist_version=dist.version if dist is not None else "?",
+        entry_point=ep.value,
+    )
+    try:
+        info = ep.load()()
+    except Exception as exc:
+        backend.problem = f"its entry point {ep.name} = {ep.value} failed: {type(exc).__name__}: {exc}"
+        return backend
+    if not isinstance(info, dict) or not all(k in info for k in ("kind", "module", "priority")):
+        backend.problem = f"its entry point {ep.value} must return a dict with 'kind', 'module' and 'priority'; got {info!r}"
+        return backend
+    if info["kind"] != ep.name:
+        backend.problem = f"its entry point is named {ep.name!r} but reports kind {info['kind']!r}"
+        return backend
+    backend.priority, backend.module_name = int(info["priority"]), info["module"]
+    if backend.dist_version != __version__:
+        backend.problem = (
+            f"its version {backend.dist_version} differs from proteus-python {__version__}; "
+            f"install matching versions (pip install {backend.distribution}=={__version__})"
+        )
+        return backend
+    try:
+        backend.module = importlib.import_module(backend.module_name)
+    except Exception as exc:
+        backend.problem = f"its module {backend.module_name} failed to import: {type(exc).__name__}: {exc}"
+        return backend
+    missing = [name for name in BACKEND_MODULE_API if not callable(getattr(backend.module, name, None))]
+    if missing:
+        backend.problem = f"its module {backend.module_name} lacks {', '.join(missing)}"
+        return backend
+    try:
+        backend.variants = list(backend.module.available_variant_specs())
+    except Exception as exc:
+        backend.problem = f"available_variant_specs() failed: {type(exc).__name__}: {exc}"
+        return backend
+    for spec in backend.variants:
+        absent = [k for k in VARIANT_SPEC_KEYS if not isinstance(spec, dict) or k not in spec]
+        if absent:
+            backend.problem = f"its variant spec {spec.get('id', '?') if isinstance(spec, dict) else spec!r} lacks {', '.join(absent)}"
+            return backend
+    if not backend.variants:
+        backend.problem = "it declares no variants"
+    return backend
+
+
+def discover() -> list[Backend]:
+    """All installed backends (healthy and broken), highest priority first. One scan per process."""
+    global _backends
+    with _lock:
+        if _backends is None:
+            found = [_validate(ep) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+            _backends = sorted(found, key=lambda b: (-b.priority, b.kind))
+        return _backends
+
+
+def _healthy() -> list[Backend]:
+    return [b for b in discover() if b.problem is None]
+
+
+def _broken_note() -> str:
+    broken = [b for b in discover() if b.problem is not None]
+    return "".join(f"\n  broken: {b.describe()}: {b.problem}" for b in broken)
+
+
+def _broken_error(backend: Backend) -> ImportError:
+    return ImportError(f"Proteus backend {backend.describe()} cannot be used: {backend.problem}")
+
+
+def select(kind: str | None = None, variant: str | None = None) -> tuple[Backend, dict, str]:
+    """The backend, variant spec and the rule that chose them. Arguments override the variables."""
+    variant = variant or os.environ.get("PROTEUS_BACKEND_VARIANT") or None
+    kind = kind or os.environ.get("PROTEUS_BACKEND_KIND") or None
+    installed = discover()
+    if not installed:
+        raise ImportError(no_backend_message())
+    if variant:
+        for b in installed:
+            if b.problem is None and any(v["id"] == variant for v in b.variants):
+                return b, next(v for v in b.variants if v["id"] == variant), f"PROTEUS_BACKEND_VARIANT={variant}"
+        have = sorted(v["id"] for b in _healthy() for v in b.variants)
+        raise ImportError(
+            f"PROTEUS_BACKEND_VARIANT={variant!r} matches no installed backend variant; installed variants: {have}"
+            + _broken_note()
+        )
+    if kind:
+        for b in installed:
+            if b.kind == kind:
+                if b.problem is not None:
+                    raise _broken_error(b)
+                return b, b.active_variant(), f"PROTEUS_BACKEND_KIND={kind}"
+        have = sorted(b.kind for b in installed)
+        hint = f" (pip install {DISTRIBUTIONS[kind]})" if kind in DISTRIBUTIONS else ""
+        raise ImportError(f"PROTEUS_BACKEND_KIND={kind!r} is not installed{hint}; installed kinds: {have}")
+    healthy = _healthy()
+    if not healthy:
+        raise ImportError("No usable Proteus backend is installed." + _broken_note())
+    for b in installed:
+        if b.problem is not None and any(b.priority >= h.priority for h in healthy):
+            warnings.warn(f"skipping Proteus backend {b.describe()}: {b.problem}", RuntimeWarning, stacklevel=3)
+    for b in healthy:
+        if b.is_runtime_compatible():
+            return b, b.active_variant(), f"highest-priority runtime-compatible backend ({b.kind})"
+    for b in healthy:
+        if b.kind == "host":
+            return b, b.active_variant(), "no backend is runtime-compatible; host is installed"
+    return healthy[0], healthy[0].active_variant(), "no backend is runtime-compatible; highest priority"
+
+
+def _check_lock(kind: str | None, variant: str | None) -> tuple[Backend, dict]:
+    backend, spec = _locked
+    kind = kind or os.environ.get("PROTEUS_BACKEND_KIND") or None
+    variant = variant or os.environ.get("PROTEUS_BACKEND_VARIANT") or None
+    if (kind and kind != backend.kind) or (variant and variant != spec["id"]):
+        wanted = f"variant {variant!r}" if variant and variant != spec["id"] else f"kind {kind!r}"
+        raise RuntimeError(
+            f"Proteus backend selection is locked to {backend.kind!r} (variant {spec['id']!r}) for this process: "
+            f"a native backend is already loaded, so {wanted} cannot be used. Set PROTEUS_BACKEND_KIND / "
+            "PROTEUS_BACKEND_VARIANT before the first use of proteus."
+        )
+    return backend, spec
+
+
+def resolve(kind: str | None = None, variant: str | None = None) -> tuple[Backend, dict]:
+    with _lock:
+        if _locked is not None:
+            return _check_lock(kind, variant)
+        backend, spec, _why = select(kind, variant)
+        return backend, spec
+
+
+def available_backends() -> list[str]:
+    """Kinds of the installed, healthy backends, highest priority first."""
+    return [b.kind for b in _healthy()]
+
+
+def available_backend_variants() -> list[str]:
+    """Variant ids of the installed, healthy backends, highest priority first."""
+    return [v["id"] for b in _healthy() for v in b.variants]
+
+
+def active_backend(kind: str | None = None, variant: str | None = None) -> str:
+    return resolve(kind, variant)[0].kind
+
+
+def active_backend_variant(kind: str | None = None, variant: str | None = None) -> str:
+    return resolve(kind, variant)[1]["id"]
+
+
+def load_backend_module(kind: str | None = None, variant: str | None = None):
+    """The selected backend's Python package (no native code loaded)."""
+    return resolve(kind, variant)[0].module
+
+
+def load_native_module(kind: str | None = None, variant: str | None = None):
+    """Loads the selected backend's native module and locks the selection for the process."""
+    global _locked, _native
+    with _lock:
+        if _locked is not None:
+            _check_lock(kind, variant)
+            return _native
+        backend, spec = resolve(kind, variant)
+        try:
+            native = backend.module.load_native_module()
+        except Exception as exc:
+            raise ImportError(
+                f"Proteus backend {backend.describe()} failed to load its native module {spec['module']}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        _locked, _native = (backend, spec), native
+        return native
+
+
+def is_locked() -> bool:
+    return _locked is not None

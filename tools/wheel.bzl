@@ -1,0 +1,88 @@
+"""`py_wheel_dist`: one rule that writes every wheel of the project (shim and backends).
+
+Attribute names follow rules_python's `py_wheel` where they fit. The file name is known at
+analysis time (the version comes from @proteus_version); tools/build_wheel.py writes METADATA,
+WHEEL, entry_points.txt and RECORD deterministically and checks the name with `packaging`.
+"""
+
+load("@proteus_version//:version.bzl", "VERSION")
+load("//tools:python_tool.bzl", "PYTHON_TOOL_ATTRS", "run_python_tool")
+
+WheelInfo = provider(
+    doc = "A built wheel.",
+    fields = ["distribution", "version", "wheel"],
+)
+
+def wheel_file_name(distribution, version, python_tag, abi, platform):
+    """The PEP 427 file name (name normalised as `packaging.utils.canonicalize_name`, then '-' -> '_')."""
+    name = distribution.lower().replace("-", "_").replace(".", "_")
+    return "%s-%s-%s-%s-%s.whl" % (name, version, python_tag, abi, platform)
+
+def _py_wheel_dist_impl(ctx):
+    version = ctx.attr.version or VERSION
+    out = ctx.actions.declare_file(wheel_file_name(
+        ctx.attr.distribution, version, ctx.attr.python_tag, ctx.attr.abi, ctx.attr.platform))
+    files = {}
+    inputs = []
+    for target, dest_dir in ctx.attr.files.items():
+        for f in target.files.to_list():
+            dest = (dest_dir.rstrip("/") + "/" + f.basename).lstrip("/")
+            if dest in files:
+                fail("two files map to %s in wheel %s" % (dest, ctx.label))
+            files[dest] = f.path
+            inputs.append(f)
+    description = None
+    if ctx.file.description_file:
+        description = ctx.file.description_file.path
+        inputs.append(ctx.file.description_file)
+    spec = ctx.actions.declare_file(ctx.label.name + ".wheel.json")
+    ctx.actions.write(spec, json.encode_indent({
+        "distribution": ctx.attr.distribution,
+        "version": version,
+        "python_tag": ctx.attr.python_tag,
+        "abi": ctx.attr.abi,
+        "platform": ctx.attr.platform,
+        "summary": ctx.attr.summary,
+        "description_file": description,
+        "license": ctx.attr.license,
+        "requires_python": ctx.attr.python_requires,
+        "requires": ctx.attr.requires,
+        "extra_requires": ctx.attr.extra_requires,
+        "project_urls": ctx.attr.project_urls,
+        "entry_points": ctx.attr.entry_points,
+        "files": files,
+    }))
+    run_python_tool(
+        ctx,
+        script = ctx.file._builder,
+        arguments = [spec.path, out.path],
+        inputs = inputs + [spec],
+        outputs = [out],
+        mnemonic = "PyWheel",
+        progress_message = "Assembling wheel %s" % out.basename,
+    )
+    return [
+        DefaultInfo(files = depset([out])),
+        WheelInfo(distribution = ctx.attr.distribution, version = version, wheel = out),
+    ]
+
+py_wheel_dist = rule(
+    implementation = _py_wheel_dist_impl,
+    attrs = dict(PYTHON_TOOL_ATTRS, **{
+        "distribution": attr.string(mandatory = True),
+        "version": attr.string(doc = "Default: the build's version (@proteus_version)."),
+        "python_tag": attr.string(default = "py3"),
+        "abi": attr.string(default = "none"),
+        "platform": attr.string(default = "any"),
+        "summary": attr.string(mandatory = True),
+        "description_file": attr.label(allow_single_file = True),
+        "license": attr.string(default = "Apache-2.0"),
+        "python_requires": attr.string(default = ">=3.10"),
+        "requires": attr.string_list(),
+        "extra_requires": attr.string_list_dict(),
+        "project_urls": attr.string_dict(),
+        "entry_points": attr.string_list_dict(doc = "group -> ['name = module:attr', ...]"),
+        "files": attr.label_keyed_string_dict(allow_files = True, doc = "target -> directory in the wheel"),
+        "_builder": attr.label(default = "//tools:build_wheel.py", allow_single_file = True),
+    }),
+)
