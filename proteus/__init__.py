@@ -29,11 +29,11 @@ def __getattr__(name: str):
     if name == "__all__":
         try:
             native = _backend.load_native_module()
-        except ImportError:
-            return list(_SHIM_NAMES)
+        except ImportError:  # no usable backend: the names that still work
+            return ["available_backends", "available_backend_variants"]
         return list(_SHIM_NAMES) + _native_public_names(native)
-    if name.startswith("__"):
-        raise AttributeError(name)
+    if name.startswith("_"):  # private and probing names (IPython, inspect) never load a backend
+        raise AttributeError(f"module 'proteus' has no attribute {name!r}")
     native = _backend.load_native_module()
     try:
         return getattr(native, name)

@@ -24,9 +24,17 @@ def _py_wheel_dist_impl(ctx):
         ctx.attr.distribution, version, ctx.attr.python_tag, ctx.attr.abi, ctx.attr.platform))
     files = {}
     inputs = []
-    for target, dest_dir in ctx.attr.files.items():
+    for target, where in ctx.attr.files.items():
+        dest_dir, _, keep_below = where.partition("=")
         for f in target.files.to_list():
-            dest = (dest_dir.rstrip("/") + "/" + f.basename).lstrip("/")
+            if keep_below:  # keep the file's path below `keep_below` (a header tree)
+                at = f.short_path.find(keep_below)
+                if at < 0:
+                    fail("%s is not below %s (files of %s in %s)" % (f.short_path, keep_below, target.label, ctx.label))
+                rel = f.short_path[at + len(keep_below):].lstrip("/")
+            else:
+                rel = f.basename
+            dest = (dest_dir.rstrip("/") + "/" + rel).lstrip("/")
             if dest in files:
                 fail("two files map to %s in wheel %s" % (dest, ctx.label))
             files[dest] = f.path
@@ -82,7 +90,10 @@ py_wheel_dist = rule(
         "extra_requires": attr.string_list_dict(),
         "project_urls": attr.string_dict(),
         "entry_points": attr.string_list_dict(doc = "group -> ['name = module:attr', ...]"),
-        "files": attr.label_keyed_string_dict(allow_files = True, doc = "target -> directory in the wheel"),
+        "files": attr.label_keyed_string_dict(
+            allow_files = True,
+            doc = "target -> 'DIR' (files go to DIR/basename) or 'DIR=PREFIX' (paths below PREFIX are kept)",
+        ),
         "_builder": attr.label(default = "//tools:build_wheel.py", allow_single_file = True),
     }),
 )

@@ -1,0 +1,99 @@
+"""`proteus_backend`: everything a backend wheel is, from data. Each backends/<kind>/BUILD.bazel is
+one call; the code (native module, engine, package __init__) is shared."""
+
+load("@llvm//:llvm_info.bzl", "LLVM_MAJOR")
+load("@proteus_py//:pythons.bzl", "PYTHONS")
+load("@proteus_version//:version.bzl", "VERSION")
+load("@rules_cc//cc:defs.bzl", "cc_binary")
+load("//tools:repair.bzl", "repaired_wheel")
+load("//tools:wheel.bzl", "py_wheel_dist")
+
+# The manylinux policy the wheels reach on the build machine (Debian 12: glibc 2.36, GCC 12's
+# libstdc++); `auditwheel show` in //tests:wheel_hygiene reports it.
+MANYLINUX_POLICY = "manylinux_2_36_x86_64"
+
+def _manifest_impl(ctx):
+    out = ctx.actions.declare_file("manifest.json")
+    ctx.actions.write(out, json.encode_indent(json.decode(ctx.attr.spec), indent = "  ") + "\n")
+    return [DefaultInfo(files = depset([out]))]
+
+_manifest = rule(implementation = _manifest_impl, attrs = {"spec": attr.string(mandatory = True)})
+
+def proteus_backend(
+        kind,
+        variant,
+        distribution,
+        priority,
+        summary,
+        cuda_major = None,
+        rocm_version = None,
+        runtime_probe = None,
+        defines = [],
+        exclude_libs = [],
+        extra_requires = {}):
+    package = "proteus_backend_" + kind
+    _manifest(
+        name = "manifest",
+        spec = json.encode({
+            "id": variant,
+            "kind": kind,
+            "module": package + "._proteus",
+            "distribution": distribution,
+            "version": VERSION,
+            "llvm_major": LLVM_MAJOR,
+            "cuda_major": cuda_major,
+            "rocm_version": rocm_version,
+            "platform": MANYLINUX_POLICY,
+            "priority": priority,
+            "runtime_probe": runtime_probe,
+        }),
+    )
+    native.genrule(
+        name = "package_init",
+        srcs = ["//backends/common:backend_package.py"],
+        outs = ["__init__.py"],
+        cmd = "cp $< $@",
+    )
+    wheels = []
+    for py in PYTHONS:
+        tag = py["tag"]
+        extension = "_proteus" + py["ext_suffix"]
+        cc_binary(
+            name = extension,
+            srcs = ["//cc:python_module_srcs"],
+            linkopts = ["-Wl,-rpath,$$ORIGIN"],
+            linkshared = True,
+            local_defines = defines,
+            deps = [
+                "//cc:libproteus",
+                "@proteus_py//:%s_headers" % tag,
+                "@proteus_py//:pybind11",
+            ],
+        )
+        py_wheel_dist(
+            name = "raw_wheel_" + tag,
+            distribution = distribution,
+            python_tag = tag,
+            abi = tag,
+            platform = "linux_x86_64",
+            summary = summary,
+            description_file = "//:README.md",
+            requires = ["proteus-python==" + VERSION],
+            extra_requires = extra_requires,
+            entry_points = {"proteus.backends": ["%s = %s:get_backend" % (kind, package)]},
+            files = {
+                ":package_init": package,
+                ":manifest": package,
+                ":" + extension: package,
+                "//cc:libproteus.so": package,
+                "@llvm//:clang_resource_headers": package + "/clang_resource/include=lib/clang/%d/include" % LLVM_MAJOR,
+            },
+        )
+        repaired_wheel(
+            name = "wheel_" + tag,
+            wheel = ":raw_wheel_" + tag,
+            policy = MANYLINUX_POLICY,
+            exclude = exclude_libs,
+        )
+        wheels.append(":wheel_" + tag)
+    native.filegroup(name = "wheel", srcs = wheels)

@@ -1,0 +1,194 @@
+// IR parsing, optimisation, static-constructor lowering and object emission for the host.
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+
+#include "internal.h"
+#include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/IR/Constants.h"
+#include "llvm/IR/DiagnosticInfo.h"
+#include "llvm/IR/DiagnosticPrinter.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Verifier.h"
+#include "llvm/IRReader/IRReader.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Plugins/PassPlugin.h"
+#include "llvm/Support/ErrorHandling.h"
+#include "llvm/Support/SmallVectorMemoryBuffer.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/thread.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/SubtargetFeature.h"
+#include "llvm/Transforms/Utils/ModuleUtils.h"
+
+namespace proteus {
+
+namespace {
+
+int env_level(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  if (v[1] == '\0' && v[0] >= '0' && v[0] <= '3') return v[0] - '0';
+  throw CompileError(std::string(name) + "=" + v + " is not an optimisation level; use 0, 1, 2 or 3");
+}
+
+[[noreturn]] void throw_fatal(void*, const char* reason, bool) {
+  throw CompileError(std::string("LLVM reported a fatal error: ") + reason);
+}
+
+[[noreturn]] void throw_bad_alloc(void*, const char* reason, bool) {
+  throw CompileError(std::string("LLVM ran out of memory: ") + reason);
+}
+
+// Backend diagnostics (e.g. bad inline assembly) are collected instead of printed and exiting.
+struct CollectingDiagnosticHandler : llvm::DiagnosticHandler {
+  std::string* errors;
+  explicit CollectingDiagnosticHandler(std::string* out) : errors(out) {}
+  bool handleDiagnostics(const llvm::DiagnosticInfo& info) override {
+    if (info.getSeverity() == llvm::DS_Error) {
+      llvm::raw_string_ostream os(*errors);
+      llvm::DiagnosticPrinterRawOStream printer(os);
+      info.print(printer);
+      os << "\n";
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+int opt_level() { return env_level("PROTEUS_OPT_LEVEL", 3); }
+int codegen_opt_level() { return env_level("PROTEUS_CODEGEN_OPT_LEVEL", 3); }
+
+void install_fatal_error_handlers() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    llvm::InitializeNativeTargetAsmParser();
+    llvm::install_fatal_error_handler(throw_fatal, nullptr);
+    llvm::install_bad_alloc_error_handler(throw_bad_alloc, nullptr);
+  });
+}
+
+void run_with_large_stack(const std::function<void()>& fn) {
+  std::exception_ptr failure;
+  llvm::thread worker(std::optional<unsigned>(64u << 20), [&] {
+    try {
+      fn();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  worker.join();
+  if (failure) std::rethrow_exception(failure);
+}
+
+std::unique_ptr<llvm::TargetMachine> host_target_machine() {
+  std::string triple_name = llvm::sys::getProcessTriple();
+  llvm::Triple triple(triple_name);
+  std::string error;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target) throw CompileError("no LLVM target for " + triple_name + ": " + error);
+  llvm::SubtargetFeatures features;
+  for (const auto& [feature, enabled] : llvm::sys::getHostCPUFeatures()) features.AddFeature(feature, enabled);
+  llvm::TargetOptions options;
+  auto level = static_cast<llvm::CodeGenOptLevel>(codegen_opt_level());
+  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
+      triple, llvm::sys::getHostCPUName(), features.getString(), options, llvm::Reloc::PIC_, std::nullopt, level));
+  if (!tm) throw CompileError("could not create a target machine for " + triple_name);
+  return tm;
+}
+
+std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context) {
+  llvm::SMDiagnostic diag;
+  auto buffer = llvm::MemoryBuffer::getMemBuffer(request.source, request.source_name, /*RequiresNull=*/false);
+  std::unique_ptr<llvm::Module> module = llvm::parseIR(buffer->getMemBufferRef(), diag, context);
+  if (!module) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    diag.print(request.source_name.c_str(), os, /*ShowColors=*/false);
+    throw CompileError(text);
+  }
+  std::string problems;
+  llvm::raw_string_ostream os(problems);
+  if (llvm::verifyModule(*module, &os)) throw CompileError("invalid LLVM IR in " + request.source_name + ":\n" + problems);
+  auto tm = host_target_machine();
+  if (module->getTargetTriple().empty()) module->setTargetTriple(tm->getTargetTriple());
+  if (module->getDataLayoutStr().empty()) module->setDataLayout(tm->createDataLayout());
+  if (module->getTargetTriple().getArch() != tm->getTargetTriple().getArch())
+    throw CompileError("LLVM IR in " + request.source_name + " targets " + module->getTargetTriple().str() +
+                       ", not this host (" + tm->getTargetTriple().str() + ")");
+  optimize(*module, *tm, opt_level());
+  return module;
+}
+
+void optimize(llvm::Module& module, llvm::TargetMachine& tm, int level) {
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(&tm);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  static const llvm::OptimizationLevel levels[] = {llvm::OptimizationLevel::O0, llvm::OptimizationLevel::O1,
+                                                   llvm::OptimizationLevel::O2, llvm::OptimizationLevel::O3};
+  llvm::ModulePassManager mpm = level == 0 ? pb.buildO0DefaultPipeline(levels[0])
+                                           : pb.buildPerModuleDefaultPipeline(levels[level]);
+  mpm.run(module, mam);
+}
+
+void lower_static_constructors(llvm::Module& module) {
+  llvm::LLVMContext& ctx = module.getContext();
+  auto* init_type = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), false);
+  auto* init = llvm::Function::Create(init_type, llvm::GlobalValue::ExternalLinkage, kInitFunction, module);
+  llvm::IRBuilder<> builder(llvm::BasicBlock::Create(ctx, "entry", init));
+  // appendToGlobalCtors order: sorted by priority, stable for equal priorities.
+  std::vector<std::pair<uint64_t, llvm::Function*>> ctors;
+  // llvm.global_ctors = [N x { i32 priority, ptr function, ptr data }]
+  if (auto* gv = module.getNamedGlobal("llvm.global_ctors")) {
+    if (auto* entries = llvm::dyn_cast_or_null<llvm::ConstantArray>(gv->getInitializer())) {
+      for (const llvm::Use& use : entries->operands()) {
+        auto* entry = llvm::dyn_cast<llvm::ConstantStruct>(use.get());
+        if (!entry) continue;
+        auto* priority = llvm::dyn_cast<llvm::ConstantInt>(entry->getOperand(0));
+        auto* fn = llvm::dyn_cast<llvm::Function>(entry->getOperand(1)->stripPointerCasts());
+        if (fn) ctors.emplace_back(priority ? priority->getZExtValue() : 65535, fn);
+      }
+    }
+  }
+  std::stable_sort(ctors.begin(), ctors.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (auto& [priority, fn] : ctors) builder.CreateCall(fn);
+  builder.CreateRetVoid();
+  if (auto* gv = module.getNamedGlobal("llvm.global_ctors")) gv->eraseFromParent();
+}
+
+std::unique_ptr<llvm::MemoryBuffer> emit_object(llvm::Module& module, llvm::TargetMachine& tm) {
+  module.setDataLayout(tm.createDataLayout());
+  std::string errors;
+  module.getContext().setDiagnosticHandler(std::make_unique<CollectingDiagnosticHandler>(&errors));
+  llvm::SmallVector<char, 0> object;
+  llvm::raw_svector_ostream os(object);
+  llvm::legacy::PassManager pm;
+  if (tm.addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
+    throw CompileError("the target machine cannot emit object files");
+  pm.run(module);
+  if (!errors.empty()) throw CompileError("code generation failed:\n" + errors);
+  return std::make_unique<llvm::SmallVectorMemoryBuffer>(std::move(object), module.getModuleIdentifier(), false);
+}
+
+}  // namespace proteus
+
+// Debian's libclangCodeGen is built with Polly "linked into tools": clang's pass pipeline setup
+// calls getPollyPluginInfo() for every compile. We do not link Polly (it would add megabytes for
+// an optimisation clang only runs under -mllvm -polly), so the plugin registers no passes.
+llvm::PassPluginLibraryInfo getPollyPluginInfo() {
+  return {LLVM_PLUGIN_API_VERSION, "Polly (not linked into proteus)", "0", [](llvm::PassBuilder&) {}};
+}

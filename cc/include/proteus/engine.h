@@ -1,0 +1,70 @@
+// libproteus: the JIT engine's public C++ API. LLVM-free on purpose: libproteus links LLVM and
+// Clang statically and exports only the `proteus::` names below (exports.map), so no LLVM type
+// may cross this boundary.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#define PROTEUS_API __attribute__((visibility("default")))
+
+namespace proteus {
+
+// Bad source, invalid IR, undefined symbols, a broken toolchain setting: carries the diagnostics.
+class PROTEUS_API CompileError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A name that the compiled module does not define.
+class PROTEUS_API SymbolNotFound : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct CompileRequest {
+  std::string source;  // bytes: C++ text, LLVM IR text, or LLVM bitcode
+  std::string source_name = "source.cpp";  // the file name diagnostics show
+  std::string frontend = "cpp";            // "cpp" | "llvmir"
+  std::vector<std::string> extra_args;     // extra clang arguments (cpp only)
+  bool verify = false;                     // run the IR verifier on the generated IR
+};
+
+// The compiled, linked code of one compile() call. Freed (static destructors run, memory
+// returned) when the last reference goes.
+class PROTEUS_API CompiledModule {
+ public:
+  virtual ~CompiledModule() = default;
+  // Address of a defined symbol; throws SymbolNotFound naming it.
+  virtual uint64_t address(const std::string& name) = 0;
+  // Names of the functions the module defines (sorted).
+  virtual std::vector<std::string> function_names() const = 0;
+};
+
+// Compiles and links for the host CPU. Thread-safe; an identical request made while an earlier
+// result is still alive returns that same module (the in-memory cache).
+PROTEUS_API std::shared_ptr<CompiledModule> compile(const CompileRequest& request);
+
+// How the frontend finds headers (DESIGN 6): for reports and tests.
+PROTEUS_API std::string header_search_description();
+
+// Scalar kinds for call thunks. One letter each: b=i8 i=i32 l=i64 I=u32 L=u64 f=f32 d=f64 p=ptr v=void.
+// A thunk calls `fn` with arguments read from 8-byte slots and writes the result to `ret`.
+using CallThunk = void (*)(void* fn, const uint64_t* args, void* ret);
+// The thunk for a signature "r(args)", e.g. "i(i)" for int(int). Compiled once, kept for the process.
+PROTEUS_API CallThunk call_thunk(const std::string& signature);
+
+// Statistics for this process (tests and benchmarks read them).
+struct EngineStats {
+  uint64_t frontend_runs = 0;  // clang frontend / IR parser invocations
+  uint64_t compiles = 0;       // compile() calls
+  uint64_t memory_hits = 0;    // compile() calls served by the in-memory cache
+};
+PROTEUS_API EngineStats engine_stats();
+
+PROTEUS_API std::string llvm_version();
+
+}  // namespace proteus

@@ -1,0 +1,41 @@
+// Internal interfaces between libproteus' translation units (LLVM types allowed here).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Target/TargetMachine.h"
+#include "proteus/engine.h"
+
+namespace proteus {
+
+// Environment knobs (DESIGN 6), read on each use so tests can vary them per process.
+int opt_level();          // PROTEUS_OPT_LEVEL, default 3
+int codegen_opt_level();  // PROTEUS_CODEGEN_OPT_LEVEL, default 3
+
+// cpp_frontend.cc: C++ source -> optimised LLVM module (clang runs -O<opt_level> itself).
+std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context);
+
+// ir_frontend: LLVM IR text or bitcode -> verified module for the host.
+std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context);
+
+// codegen.cc
+std::unique_ptr<llvm::TargetMachine> host_target_machine();
+void optimize(llvm::Module& module, llvm::TargetMachine& tm, int level);
+// Replaces llvm.global_ctors by one function named kInitFunction (run after linking).
+void lower_static_constructors(llvm::Module& module);
+// Emits an ELF object; diagnostics of the backend become CompileError.
+std::unique_ptr<llvm::MemoryBuffer> emit_object(llvm::Module& module, llvm::TargetMachine& tm);
+inline constexpr const char* kInitFunction = "__proteus_module_init";
+
+// Reports LLVM fatal errors as exceptions instead of exiting the process.
+void install_fatal_error_handlers();
+// Runs fn on a thread with a large stack (deeply nested sources), rethrowing its exception.
+void run_with_large_stack(const std::function<void()>& fn);
+
+}  // namespace proteus

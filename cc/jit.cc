@@ -1,0 +1,292 @@
+// The process-wide ORC LLJIT, one JITDylib per compiled module, the in-memory cache, call thunks.
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "internal.h"
+#include "llvm/Config/llvm-config.h"
+#include "llvm/ExecutionEngine/Orc/AbsoluteSymbols.h"
+#include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
+#include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/IR/Verifier.h"
+#include "llvm/Support/SHA256.h"
+
+namespace proteus {
+namespace {
+
+using namespace llvm::orc;
+
+std::atomic<uint64_t> frontend_runs{0}, compiles{0}, memory_hits{0};
+
+// C++ static destructors of JIT'd code register through __cxa_atexit with their module's
+// __dso_handle. We define both per module so they run when the module is freed, not at
+// process exit (when the code is gone).
+std::mutex atexit_mutex;
+std::map<void*, std::vector<std::pair<void (*)(void*), void*>>> atexit_by_dso;
+
+int module_cxa_atexit(void (*fn)(void*), void* arg, void* dso) {
+  std::lock_guard<std::mutex> lock(atexit_mutex);
+  atexit_by_dso[dso].emplace_back(fn, arg);
+  return 0;
+}
+
+void run_module_destructors(void* dso) {
+  std::vector<std::pair<void (*)(void*), void*>> pending;
+  {
+    std::lock_guard<std::mutex> lock(atexit_mutex);
+    auto it = atexit_by_dso.find(dso);
+    if (it == atexit_by_dso.end()) return;
+    pending = std::move(it->second);
+    atexit_by_dso.erase(it);
+  }
+  for (auto it = pending.rbegin(); it != pending.rend(); ++it) it->first(it->second);
+}
+
+// Session errors (e.g. unresolved symbols) are reported asynchronously by ORC; materialisation
+// runs on the compiling thread, so a thread-local buffer attaches them to the right compile.
+thread_local std::string session_errors;
+
+struct Jit {
+  std::unique_ptr<LLJIT> lljit;
+  std::atomic<uint64_t> next_id{0};
+
+  static Jit& get() {
+    static Jit* instance = [] {
+      install_fatal_error_handlers();
+      auto jit = new Jit;
+      auto built = LLJITBuilder().setPlatformSetUp(setUpInactivePlatform).create();
+      if (!built) throw CompileError("cannot create the JIT: " + llvm::toString(built.takeError()));
+      jit->lljit = std::move(*built);
+      jit->lljit->getExecutionSession().setErrorReporter(
+          [](llvm::Error err) { session_errors += llvm::toString(std::move(err)) + "\n"; });
+      // Python loads us RTLD_LOCAL, so the C++ runtime we link is not in the global scope that
+      // the process generator searches: expose it explicitly.
+      auto process = jit->lljit->getProcessSymbolsJITDylib();
+      for (const char* lib : {"libstdc++.so.6", "libm.so.6", "libgcc_s.so.1"}) {
+        auto gen = DynamicLibrarySearchGenerator::Load(lib, jit->lljit->getDataLayout().getGlobalPrefix());
+        if (gen)
+          process->addGenerator(std::move(*gen));
+        else
+          llvm::consumeError(gen.takeError());
+      }
+      return jit;
+    }();
+    return *instance;
+  }
+};
+
+class JitModule : public CompiledModule {
+ public:
+  JitModule() {
+    Jit& jit = Jit::get();
+    auto jd = jit.lljit->createJITDylib("proteus-module-" + std::to_string(jit.next_id++));
+    if (!jd) throw CompileError("cannot create a JITDylib: " + llvm::toString(jd.takeError()));
+    dylib_ = &*jd;
+    auto& es = jit.lljit->getExecutionSession();
+    SymbolMap runtime;
+    runtime[es.intern("__cxa_atexit")] = {ExecutorAddr::fromPtr(&module_cxa_atexit), llvm::JITSymbolFlags::Exported};
+    runtime[es.intern("__dso_handle")] = {ExecutorAddr::fromPtr(&dso_handle_), llvm::JITSymbolFlags::Exported};
+    if (auto err = dylib_->define(absoluteSymbols(std::move(runtime))))
+      throw CompileError("cannot define the module runtime: " + llvm::toString(std::move(err)));
+  }
+
+  ~JitModule() override {
+    run_module_destructors(&dso_handle_);
+    auto& es = Jit::get().lljit->getExecutionSession();
+    if (auto err = es.removeJITDylib(*dylib_)) llvm::consumeError(std::move(err));
+  }
+
+  // Adds the object and links it now, so unresolved symbols are compile errors, then runs the
+  // module's static constructors.
+  void link(std::unique_ptr<llvm::MemoryBuffer> object, const std::vector<std::string>& names) {
+    Jit& jit = Jit::get();
+    session_errors.clear();
+    if (auto err = jit.lljit->addObjectFile(*dylib_, std::move(object)))
+      throw CompileError("cannot load the compiled object: " + llvm::toString(std::move(err)));
+    auto& es = jit.lljit->getExecutionSession();
+    SymbolLookupSet wanted;
+    for (const auto& name : names) wanted.add(es.intern(name));
+    wanted.add(es.intern(kInitFunction));
+    auto found = es.lookup(makeJITDylibSearchOrder(dylib_, JITDylibLookupFlags::MatchAllSymbols), std::move(wanted));
+    if (!found) {
+      std::string why = llvm::toString(found.takeError());
+      if (!session_errors.empty()) why = session_errors;
+      throw CompileError("linking the compiled code failed: " + why);
+    }
+    for (const auto& [symbol, def] : *found) {
+      std::string name((*symbol).str());
+      if (name == kInitFunction)
+        init_ = def.getAddress().toPtr<void (*)()>();
+      else
+        functions_[name] = def.getAddress().getValue();
+    }
+    for (const auto& name : names) function_names_.push_back(name);
+    std::sort(function_names_.begin(), function_names_.end());
+    if (init_) init_();
+  }
+
+  uint64_t address(const std::string& name) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = functions_.find(name);
+      if (it != functions_.end()) return it->second;
+    }
+    auto& es = Jit::get().lljit->getExecutionSession();
+    auto found = es.lookup(makeJITDylibSearchOrder(dylib_, JITDylibLookupFlags::MatchExportedSymbolsOnly),
+                           es.intern(name));
+    if (!found || name == "__cxa_atexit" || name == "__dso_handle" || name == kInitFunction) {
+      if (!found) llvm::consumeError(found.takeError());
+      std::string defined;
+      for (const auto& f : function_names_) defined += (defined.empty() ? "" : ", ") + f;
+      throw SymbolNotFound("symbol '" + name + "' is not defined by the compiled module (it defines: " +
+                           (defined.empty() ? std::string("no functions") : defined) +
+                           "); C++ names are mangled unless declared extern \"C\"");
+    }
+    uint64_t addr = found->getAddress().getValue();
+    std::lock_guard<std::mutex> lock(mutex_);
+    functions_[name] = addr;
+    return addr;
+  }
+
+  std::vector<std::string> function_names() const override { return function_names_; }
+
+ private:
+  JITDylib* dylib_ = nullptr;
+  char dso_handle_ = 0;  // its address identifies this module to __cxa_atexit
+  void (*init_)() = nullptr;
+  std::mutex mutex_;
+  std::map<std::string, uint64_t> functions_;
+  std::vector<std::string> function_names_;
+};
+
+std::string cache_key(const CompileRequest& request) {
+  llvm::SHA256 hash;
+  auto field = [&](const std::string& s) {
+    uint64_t n = s.size();
+    hash.update(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(&n), sizeof n));
+    hash.update(s);
+  };
+  field(request.frontend);
+  field(request.source);
+  field(request.source_name);
+  for (const auto& a : request.extra_args) field(a);
+  field(std::to_string(opt_level()) + "/" + std::to_string(codegen_opt_level()) + "/" + (request.verify ? "v" : ""));
+  if (request.frontend == "cpp") field(header_search_description());
+  auto digest = hash.final();
+  return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
+}
+
+std::mutex cache_mutex;
+std::unordered_map<std::string, std::weak_ptr<CompiledModule>> memory_cache;
+
+std::shared_ptr<JitModule> build(const CompileRequest& request) {
+  std::shared_ptr<JitModule> result;
+  run_with_large_stack([&] {
+    Jit::get();
+    auto context = std::make_unique<llvm::LLVMContext>();
+    frontend_runs++;
+    std::unique_ptr<llvm::Module> module =
+        request.frontend == "cpp" ? compile_cpp(request, *context) : parse_ir(request, *context);
+    if (request.verify) {
+      std::string problems;
+      llvm::raw_string_ostream os(problems);
+      if (llvm::verifyModule(*module, &os)) throw CompileError("the generated LLVM IR is invalid:\n" + problems);
+    }
+    std::vector<std::string> names;
+    for (const llvm::Function& fn : *module)
+      if (!fn.isDeclaration() && !fn.hasLocalLinkage() && !fn.hasAvailableExternallyLinkage())
+        names.push_back(fn.getName().str());
+    lower_static_constructors(*module);
+    auto tm = host_target_machine();
+    auto object = emit_object(*module, *tm);
+    module.reset();
+    auto jit_module = std::make_shared<JitModule>();
+    jit_module->link(std::move(object), names);
+    result = std::move(jit_module);
+  });
+  return result;
+}
+
+}  // namespace
+
+std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
+  if (request.frontend != "cpp" && request.frontend != "llvmir")
+    throw CompileError("frontend must be 'cpp' or 'llvmir' in this engine, not '" + request.frontend + "'");
+  install_fatal_error_handlers();
+  compiles++;
+  std::string key = cache_key(request);
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    auto it = memory_cache.find(key);
+    if (it != memory_cache.end()) {
+      if (auto alive = it->second.lock()) {
+        memory_hits++;
+        return alive;
+      }
+    }
+  }
+  std::shared_ptr<CompiledModule> module = build(request);
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  if (memory_cache.size() > 4096) {
+    for (auto it = memory_cache.begin(); it != memory_cache.end();)
+      it = it->second.expired() ? memory_cache.erase(it) : std::next(it);
+  }
+  memory_cache[key] = module;
+  return module;
+}
+
+CallThunk call_thunk(const std::string& signature) {
+  static std::mutex mutex;
+  static std::map<std::string, std::pair<std::shared_ptr<CompiledModule>, CallThunk>> thunks;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = thunks.find(signature);
+    if (it != thunks.end()) return it->second.second;
+  }
+  auto type_of = [&](char kind) -> std::string {
+    switch (kind) {
+      case 'b': return "i8";
+      case 'i': case 'I': return "i32";
+      case 'l': case 'L': return "i64";
+      case 'f': return "float";
+      case 'd': return "double";
+      case 'p': return "ptr";
+      case 'v': return "void";
+    }
+    throw std::invalid_argument("bad call signature '" + signature + "'");
+  };
+  // i8 is sign-extended by the caller on x86-64 and AArch64 (clang's `signext`).
+  auto ext = [](char kind) { return kind == 'b' ? std::string(" signext") : std::string(); };
+  if (signature.size() < 3 || signature[1] != '(' || signature.back() != ')')
+    throw std::invalid_argument("bad call signature '" + signature + "'");
+  char ret = signature[0];
+  std::string args = signature.substr(2, signature.size() - 3);
+  std::string body, call_args;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string n = std::to_string(i);
+    body += "  %p" + n + " = getelementptr inbounds i64, ptr %args, i64 " + n + "\n";
+    body += "  %a" + n + " = load " + type_of(args[i]) + ", ptr %p" + n + ", align 8\n";
+    call_args += (i ? ", " : "") + type_of(args[i]) + ext(args[i]) + " %a" + n;
+  }
+  std::string call = "call" + ext(ret) + " " + type_of(ret) + " %fn(" + call_args + ")";
+  if (ret == 'v')
+    body += "  " + call + "\n";
+  else
+    body += "  %r = " + call + "\n  store " + type_of(ret) + " %r, ptr %ret, align 8\n";
+  CompileRequest request;
+  request.frontend = "llvmir";
+  request.source_name = "thunk " + signature;
+  request.source = "define void @thunk(ptr %fn, ptr %args, ptr %ret) {\nentry:\n" + body + "  ret void\n}\n";
+  auto module = compile(request);
+  auto thunk = reinterpret_cast<CallThunk>(module->address("thunk"));
+  std::lock_guard<std::mutex> lock(mutex);
+  thunks.emplace(signature, std::make_pair(module, thunk));
+  return thunk;
+}
+
+EngineStats engine_stats() { return {frontend_runs.load(), compiles.load(), memory_hits.load()}; }
+
+std::string llvm_version() { return LLVM_VERSION_STRING; }
+
+}  // namespace proteus

@@ -1,0 +1,315 @@
+// proteus.Function: argument marshalling prepared once, vectorcall, GIL released around the call.
+#include "function.h"
+
+#include <cstring>
+
+namespace proteus_py {
+namespace {
+
+constexpr Py_ssize_t kInlineSlots = 16;
+
+// 0: absent, 1: found (*out set), -1: error. PyObject_GetOptionalAttr is 3.13+.
+int optional_attr(PyObject* obj, PyObject* name, PyObject** out) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return PyObject_GetOptionalAttr(obj, name, out);
+#else
+  return _PyObject_LookupAttr(obj, name, out);
+#endif
+}
+
+struct FunctionObject {
+  PyObject_HEAD
+  vectorcallfunc vectorcall;
+  void* address;
+  proteus::CallThunk thunk;
+  char ret;
+  Py_ssize_t nargs;
+  char* args;  // nargs codes
+  PyObject* name;
+  PyObject* owner;
+  PyObject* restype;
+  PyObject* argtypes;
+};
+
+PyTypeObject FunctionType;
+
+// ctypes classes, imported the first time a ctypes object is passed (never on the call path otherwise).
+PyObject* ctypes_data_classes = nullptr;     // tuple: any ctypes instance (its memory is the buffer)
+PyObject* ctypes_pointer_classes = nullptr;  // tuple: instances whose value is an address
+PyObject* str_data_ptr = nullptr;
+PyObject* str_array_interface = nullptr;
+PyObject* str_data = nullptr;
+
+bool load_ctypes() {
+  if (ctypes_data_classes) return true;
+  PyObject* ctypes = PyImport_ImportModule("ctypes");
+  if (!ctypes) return false;
+  auto get = [&](const char* n) { return PyObject_GetAttrString(ctypes, n); };
+  ctypes_pointer_classes = Py_BuildValue("(NNNN)", get("_Pointer"), get("c_void_p"), get("c_char_p"), get("c_wchar_p"));
+  ctypes_data_classes = Py_BuildValue("(NNNNN)", get("_Pointer"), get("_SimpleCData"), get("Array"), get("Structure"),
+                                      get("Union"));
+  Py_DECREF(ctypes);
+  return ctypes_pointer_classes && ctypes_data_classes;
+}
+
+bool from_int_object(PyObject* value, uint64_t* out) {
+  unsigned long long u = PyLong_AsUnsignedLongLong(value);
+  if (u == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    long long s = PyLong_AsLongLong(value);
+    if (s == -1 && PyErr_Occurred()) return false;
+    u = static_cast<unsigned long long>(s);
+  }
+  *out = u;
+  return true;
+}
+
+bool pointer_type_error() {
+  PyErr_SetString(PyExc_TypeError,
+                  "pointer argument must be an int, None, data_ptr() object, __array_interface__ object, or ctypes object");
+  return false;
+}
+
+template <typename T>
+bool fits(long long v, long long lo, long long hi, Py_ssize_t index, const char* type) {
+  if (v < lo || v > hi) {
+    PyErr_Format(PyExc_OverflowError, "argument %zd (%lld) does not fit in proteus.%s", index, v, type);
+    return false;
+  }
+  return true;
+}
+
+bool convert(char code, PyObject* obj, uint64_t* slot, Py_ssize_t index) {
+  switch (code) {
+    case 'b': case 'i': case 'l': {
+      long long v = PyLong_AsLongLong(obj);
+      if (v == -1 && PyErr_Occurred()) return false;
+      if (code == 'b' && !fits<int8_t>(v, INT8_MIN, INT8_MAX, index, "i8")) return false;
+      if (code == 'i' && !fits<int32_t>(v, INT32_MIN, INT32_MAX, index, "i32")) return false;
+      *slot = static_cast<uint64_t>(v);
+      return true;
+    }
+    case 'I': case 'L': {
+      unsigned long long v = PyLong_AsUnsignedLongLong(obj);
+      if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+        if (!PyLong_Check(obj) && PyErr_ExceptionMatches(PyExc_TypeError)) {  // __index__ objects (NumPy ints)
+          PyErr_Clear();
+          PyObject* as_int = PyNumber_Index(obj);
+          if (!as_int) return false;
+          v = PyLong_AsUnsignedLongLong(as_int);
+          Py_DECREF(as_int);
+          if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) return false;
+        } else {
+          return false;
+        }
+      }
+      if (code == 'I' && v > UINT32_MAX) {
+        PyErr_Format(PyExc_OverflowError, "argument %zd (%llu) does not fit in proteus.u32", index, v);
+        return false;
+      }
+      *slot = v;
+      return true;
+    }
+    case 'f': {
+      double d = PyFloat_AsDouble(obj);
+      if (d == -1.0 && PyErr_Occurred()) return false;
+      float f = static_cast<float>(d);
+      *slot = 0;
+      std::memcpy(slot, &f, sizeof f);
+      return true;
+    }
+    case 'd': {
+      double d = PyFloat_AsDouble(obj);
+      if (d == -1.0 && PyErr_Occurred()) return false;
+      std::memcpy(slot, &d, sizeof d);
+      return true;
+    }
+    case 'p':
+      return host_pointer(obj, slot);
+  }
+  PyErr_SetString(PyExc_SystemError, "proteus: unknown argument kind");
+  return false;
+}
+
+PyObject* box(char code, uint64_t raw) {
+  switch (code) {
+    case 'v': Py_RETURN_NONE;
+    case 'b': return PyLong_FromLong(static_cast<int8_t>(raw));
+    case 'i': return PyLong_FromLong(static_cast<int32_t>(raw));
+    case 'l': return PyLong_FromLongLong(static_cast<int64_t>(raw));
+    case 'I': return PyLong_FromUnsignedLong(static_cast<uint32_t>(raw));
+    case 'L': case 'p': return PyLong_FromUnsignedLongLong(raw);
+    case 'f': {
+      float f;
+      std::memcpy(&f, &raw, sizeof f);
+      return PyFloat_FromDouble(f);
+    }
+    case 'd': {
+      double d;
+      std::memcpy(&d, &raw, sizeof d);
+      return PyFloat_FromDouble(d);
+    }
+  }
+  PyErr_SetString(PyExc_SystemError, "proteus: unknown result kind");
+  return nullptr;
+}
+
+PyObject* function_vectorcall(PyObject* self, PyObject* const* argv, size_t nargsf, PyObject* kwnames) {
+  auto* f = reinterpret_cast<FunctionObject*>(self);
+  Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+  if (kwnames && PyTuple_GET_SIZE(kwnames)) {
+    PyErr_SetString(PyExc_TypeError, "proteus functions take positional arguments only");
+    return nullptr;
+  }
+  if (n != f->nargs) {
+    PyErr_SetString(PyExc_TypeError, "function argument count does not match argtypes");
+    return nullptr;
+  }
+  uint64_t inline_slots[kInlineSlots];
+  std::vector<uint64_t> heap_slots;
+  uint64_t* slots = inline_slots;
+  if (n > kInlineSlots) {
+    heap_slots.resize(n);
+    slots = heap_slots.data();
+  }
+  for (Py_ssize_t i = 0; i < n; ++i)
+    if (!convert(f->args[i], argv[i], &slots[i], i)) return nullptr;
+  uint64_t result = 0;
+  proteus::CallThunk thunk = f->thunk;
+  void* address = f->address;
+  Py_BEGIN_ALLOW_THREADS
+  thunk(address, slots, &result);
+  Py_END_ALLOW_THREADS
+  return box(f->ret, result);
+}
+
+void function_dealloc(PyObject* self) {
+  auto* f = reinterpret_cast<FunctionObject*>(self);
+  PyObject_GC_UnTrack(self);
+  Py_CLEAR(f->name);
+  Py_CLEAR(f->owner);
+  Py_CLEAR(f->restype);
+  Py_CLEAR(f->argtypes);
+  PyMem_Free(f->args);
+  PyObject_GC_Del(self);
+}
+
+int function_traverse(PyObject* self, visitproc visit, void* arg) {
+  auto* f = reinterpret_cast<FunctionObject*>(self);
+  Py_VISIT(f->owner);
+  Py_VISIT(f->restype);
+  Py_VISIT(f->argtypes);
+  return 0;
+}
+
+PyObject* function_repr(PyObject* self) {
+  auto* f = reinterpret_cast<FunctionObject*>(self);
+  return PyUnicode_FromFormat("<proteus.Function name=%R restype=%R argtypes=%R>", f->name, f->restype, f->argtypes);
+}
+
+PyObject* get_name(PyObject* self, void*) { return Py_NewRef(reinterpret_cast<FunctionObject*>(self)->name); }
+PyObject* get_restype(PyObject* self, void*) { return Py_NewRef(reinterpret_cast<FunctionObject*>(self)->restype); }
+PyObject* get_argtypes(PyObject* self, void*) {
+  return PySequence_List(reinterpret_cast<FunctionObject*>(self)->argtypes);
+}
+PyObject* get_address(PyObject* self, void*) {
+  return PyLong_FromVoidPtr(reinterpret_cast<FunctionObject*>(self)->address);
+}
+PyObject* get_module(PyObject* self, void*) { return Py_NewRef(reinterpret_cast<FunctionObject*>(self)->owner); }
+
+PyGetSetDef function_getset[] = {
+    {"name", get_name, nullptr, "the symbol name", nullptr},
+    {"restype", get_restype, nullptr, "the result type (None for void)", nullptr},
+    {"argtypes", get_argtypes, nullptr, "the argument types", nullptr},
+    {"address", get_address, nullptr, "the function's address", nullptr},
+    {"module", get_module, nullptr, "the Module this function belongs to", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+}  // namespace
+
+bool host_pointer(PyObject* obj, uint64_t* out) {
+  if (PyLong_Check(obj)) return from_int_object(obj, out);
+  if (obj == Py_None) {
+    *out = 0;
+    return true;
+  }
+  if (!str_data_ptr) {
+    str_data_ptr = PyUnicode_InternFromString("data_ptr");
+    str_array_interface = PyUnicode_InternFromString("__array_interface__");
+    str_data = PyUnicode_InternFromString("data");
+  }
+  PyObject* method = nullptr;
+  if (optional_attr(obj, str_data_ptr, &method) < 0) return false;
+  if (method) {
+    PyObject* value = PyObject_CallNoArgs(method);
+    Py_DECREF(method);
+    if (!value) return false;
+    bool ok = PyLong_Check(value) ? from_int_object(value, out) : pointer_type_error();
+    Py_DECREF(value);
+    return ok;
+  }
+  PyObject* iface = nullptr;
+  if (optional_attr(obj, str_array_interface, &iface) < 0) return false;
+  if (iface) {
+    PyObject* data = PyDict_Check(iface) ? PyDict_GetItemWithError(iface, str_data) : nullptr;  // borrowed
+    bool ok = data && PyTuple_Check(data) && PyTuple_GET_SIZE(data) >= 1 && PyLong_Check(PyTuple_GET_ITEM(data, 0))
+                  ? from_int_object(PyTuple_GET_ITEM(data, 0), out)
+                  : (PyErr_Occurred() ? false : pointer_type_error());
+    Py_DECREF(iface);
+    return ok;
+  }
+  if (PyObject_CheckBuffer(obj)) {
+    if (!load_ctypes()) return false;
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) != 0) {
+      PyErr_Clear();
+      if (PyObject_GetBuffer(obj, &view, PyBUF_FULL_RO) != 0) return false;
+    }
+    uint64_t address = reinterpret_cast<uintptr_t>(view.buf);
+    PyBuffer_Release(&view);
+    int is_pointer = PyObject_IsInstance(obj, ctypes_pointer_classes);
+    if (is_pointer < 0) return false;
+    // c_void_p / c_char_p / POINTER(T) instances hold an address; their buffer is where it is stored.
+    if (is_pointer) std::memcpy(&address, reinterpret_cast<void*>(address), sizeof(void*));
+    *out = address;
+    return true;
+  }
+  return pointer_type_error();
+}
+
+bool add_function_type(PyObject* module) {
+  FunctionType.tp_name = "proteus.Function";
+  FunctionType.tp_basicsize = sizeof(FunctionObject);
+  FunctionType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL;
+  FunctionType.tp_doc = "A compiled host function; call it with Python values converted by its argtypes.";
+  FunctionType.tp_dealloc = function_dealloc;
+  FunctionType.tp_traverse = function_traverse;
+  FunctionType.tp_repr = function_repr;
+  FunctionType.tp_call = PyVectorcall_Call;
+  FunctionType.tp_vectorcall_offset = offsetof(FunctionObject, vectorcall);
+  FunctionType.tp_getset = function_getset;
+  if (PyType_Ready(&FunctionType) < 0) return false;
+  Py_INCREF(&FunctionType);
+  return PyModule_AddObject(module, "Function", reinterpret_cast<PyObject*>(&FunctionType)) == 0;
+}
+
+PyObject* make_function(const FunctionSpec& spec) {
+  auto* f = PyObject_GC_New(FunctionObject, &FunctionType);
+  if (!f) return nullptr;
+  f->vectorcall = function_vectorcall;
+  f->address = spec.address;
+  f->thunk = spec.thunk;
+  f->ret = spec.ret;
+  f->nargs = static_cast<Py_ssize_t>(spec.args.size());
+  f->args = static_cast<char*>(PyMem_Malloc(spec.args.size() + 1));
+  std::memcpy(f->args, spec.args.c_str(), spec.args.size() + 1);
+  f->name = PyUnicode_FromString(spec.name.c_str());
+  f->owner = Py_NewRef(spec.owner);
+  f->restype = Py_NewRef(spec.restype);
+  f->argtypes = Py_NewRef(spec.argtypes);
+  PyObject_GC_Track(reinterpret_cast<PyObject*>(f));
+  return reinterpret_cast<PyObject*>(f);
+}
+
+}  // namespace proteus_py

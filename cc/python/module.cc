@@ -1,0 +1,271 @@
+// The native module `_proteus` (re-exported as `proteus`): types, compile(), Module.
+// The same source builds every backend; PROTEUS_HAS_CUDA / PROTEUS_HAS_HIP say which targets exist.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "function.h"
+#include "proteus/engine.h"
+
+#ifndef PROTEUS_HAS_CUDA
+#define PROTEUS_HAS_CUDA 0
+#endif
+#ifndef PROTEUS_HAS_HIP
+#define PROTEUS_HAS_HIP 0
+#endif
+
+namespace py = pybind11;
+
+namespace proteus_py {
+namespace {
+
+constexpr bool kHasCuda = PROTEUS_HAS_CUDA;
+constexpr bool kHasHip = PROTEUS_HAS_HIP;
+constexpr bool kHasMlir = false;
+
+const char* backend_distribution() {
+  if (kHasCuda) return "proteus-python-backend-cuda12-llvm22";
+  if (kHasHip) return "proteus-python-backend-rocm72";
+  return "proteus-python-backend-host-llvm22";
+}
+
+struct Type {
+  char code;
+  std::string name;
+};
+
+const ScalarType kScalars[] = {{'b', "i8"},  {'i', "i32"}, {'l', "i64"}, {'I', "u32"},
+                               {'L', "u64"}, {'f', "f32"}, {'d', "f64"}, {'p', "ptr"}};
+
+struct Module {
+  std::shared_ptr<proteus::CompiledModule> code;
+  std::string target;
+};
+
+bool is_gpu(const std::string& target) { return target == "cuda" || target == "hip"; }
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw py::value_error("cannot read source file " + path);
+  std::ostringstream data;
+  data << in.rdbuf();
+  return data.str();
+}
+
+bool is_regular_file(const std::string& path) {
+  if (path.empty() || path.size() > 4096 || path.find('\0') != std::string::npos || path.find('\n') != std::string::npos)
+    return false;
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// source: text, bytes, or a path (str naming an existing file, or os.PathLike which must exist).
+void resolve_source(py::handle source, proteus::CompileRequest& request, const char* default_name) {
+  request.source_name = default_name;
+  if (py::isinstance<py::str>(source)) {
+    std::string text = source.cast<std::string>();
+    if (is_regular_file(text)) {
+      request.source = read_file(text);
+      request.source_name = text;
+    } else {
+      request.source = std::move(text);
+    }
+    return;
+  }
+  if (py::isinstance<py::bytes>(source)) {
+    request.source = source.cast<std::string>();
+    return;
+  }
+  if (py::hasattr(source, "__fspath__")) {
+    py::object path_obj = py::reinterpret_steal<py::object>(PyOS_FSPath(source.ptr()));
+    if (!path_obj) throw py::error_already_set();
+    std::string path = py::str(path_obj).cast<std::string>();
+    if (!is_regular_file(path)) {
+      PyErr_SetObject(PyExc_FileNotFoundError,
+                      py::make_tuple(2, "source file does not exist: " + path, path).ptr());
+      throw py::error_already_set();
+    }
+    request.source = read_file(path);
+    request.source_name = path;
+    return;
+  }
+  throw py::type_error("source must be source text (str or bytes) or a path (str or os.PathLike)");
+}
+
+std::string supported_targets() {
+  std::string s = "'host' (alias 'native')";
+  if (kHasCuda) s += ", 'cuda'";
+  if (kHasHip) s += ", 'hip'";
+  return s;
+}
+
+Module compile(py::handle source, const std::string& frontend, const std::string& target, py::handle extra_args,
+               const std::string& compiler, bool verify) {
+  if (frontend != "cpp" && frontend != "llvmir" && frontend != "mlir")
+    throw py::value_error("frontend must be 'cpp', 'llvmir', or 'mlir'");
+  if (compiler != "clang" && compiler != "nvcc") throw py::value_error("compiler must be 'clang' or 'nvcc'");
+  std::vector<std::string> args;
+  if (!extra_args.is_none()) {
+    if (py::isinstance<py::str>(extra_args) || !py::isinstance<py::sequence>(extra_args))
+      throw py::type_error("extra_args must be a list of strings");
+    for (py::handle a : extra_args) {
+      if (!py::isinstance<py::str>(a)) throw py::type_error("extra_args must be a list of strings");
+      args.push_back(a.cast<std::string>());
+    }
+  }
+  if (frontend != "cpp") {
+    const char* label = frontend == "llvmir" ? "LLVMIR" : "MLIR";
+    if (compiler == "nvcc") throw py::value_error(std::string(label) + " frontend does not support compiler='nvcc'");
+    if (!args.empty()) throw py::value_error(std::string(label) + " frontend does not support extra_args");
+    if (frontend == "mlir" && !kHasMlir) throw py::value_error("MLIR frontend requires PROTEUS_ENABLE_MLIR");
+  }
+  std::string resolved = target == "native" ? "host" : target;
+  if (resolved != "host" && resolved != "cuda" && resolved != "hip")
+    throw py::value_error("target must be 'host' (alias 'native'), 'cuda', or 'hip'; this backend supports " +
+                          supported_targets());
+  if ((resolved == "cuda" && !kHasCuda) || (resolved == "hip" && !kHasHip))
+    throw py::value_error("target='" + resolved + "' is not supported by this backend (" + backend_distribution() +
+                          "), which supports " + supported_targets() + "; install " +
+                          (resolved == "cuda" ? "proteus-python-backend-cuda12-llvm22" : "proteus-python-backend-rocm72") +
+                          " for " + (resolved == "cuda" ? "CUDA" : "HIP") + " kernels");
+  if (compiler == "nvcc" && resolved != "cuda") throw py::value_error("compiler='nvcc' requires target='cuda'");
+
+  proteus::CompileRequest request;
+  resolve_source(source, request, frontend == "cpp" ? "source.cpp" : "source.ll");
+  request.frontend = frontend;
+  request.extra_args = std::move(args);
+  request.verify = verify;
+  Module module;
+  module.target = resolved;
+  {
+    py::gil_scoped_release unlocked;
+    module.code = proteus::compile(request);
+  }
+  return module;
+}
+
+py::list checked_argtypes(py::handle argtypes) {
+  if (py::isinstance<py::str>(argtypes) || !py::isinstance<py::sequence>(argtypes))
+    throw py::type_error("argtypes must be a list of proteus types (e.g. [proteus.i32, proteus.ptr])");
+  py::list out;
+  for (py::handle t : argtypes) {
+    if (!py::isinstance<Type>(t))
+      throw py::type_error("argtypes must be a list of proteus types (e.g. [proteus.i32, proteus.ptr]), got " +
+                           py::repr(t).cast<std::string>());
+    out.append(t);
+  }
+  return out;
+}
+
+py::object get_function(py::object self, const std::string& name, py::object restype, py::object argtypes) {
+  Module& module = self.cast<Module&>();
+  if (is_gpu(module.target))
+    throw py::value_error("Target is a GPU model, cannot directly run functions, use launch()");
+  if (!restype.is_none() && !py::isinstance<Type>(restype))
+    throw py::type_error("restype must be a proteus type (e.g. proteus.i32) or None");
+  py::list types = checked_argtypes(argtypes);
+  FunctionSpec spec;
+  spec.name = name;
+  spec.ret = restype.is_none() ? 'v' : restype.cast<Type&>().code;
+  for (py::handle t : types) spec.args += t.cast<Type&>().code;
+  std::string signature = std::string(1, spec.ret) + "(" + spec.args + ")";
+  {
+    py::gil_scoped_release unlocked;
+    spec.address = reinterpret_cast<void*>(module.code->address(name));
+    spec.thunk = proteus::call_thunk(signature);
+  }
+  spec.owner = self.ptr();
+  spec.restype = restype.ptr();
+  spec.argtypes = types.ptr();
+  PyObject* function = make_function(spec);
+  if (!function) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(function);
+}
+
+}  // namespace
+}  // namespace proteus_py
+
+PYBIND11_MODULE(_proteus, m) {
+  using namespace proteus_py;
+  m.doc() = "Proteus native backend: JIT-compile C++ and LLVM IR with Clang/LLVM 22.";
+
+  static py::exception<proteus::CompileError> compile_error(m, "CompileError", PyExc_RuntimeError);
+  compile_error.doc() = "Compilation failed; the message carries the compiler's diagnostics.";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const proteus::CompileError& e) {
+      PyErr_SetString(compile_error.ptr(), e.what());
+    } catch (const proteus::SymbolNotFound& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+
+  py::class_<Type>(m, "Type", "A scalar type for argtypes/restype: proteus.i32, proteus.ptr, ...")
+      .def_property_readonly("name", [](const Type& t) { return t.name; })
+      .def("__repr__", [](const Type& t) { return "proteus." + t.name; })
+      .def("__eq__", [](const Type& a, py::handle b) { return py::isinstance<Type>(b) && b.cast<Type&>().code == a.code; })
+      .def("__hash__", [](const Type& t) { return py::hash(py::str(t.name)); });
+  py::list all_names;
+  for (const ScalarType& s : kScalars) {
+    m.attr(s.name) = py::cast(Type{s.code, s.name});
+    all_names.append(s.name);
+  }
+
+  if (!add_function_type(m.ptr())) throw py::error_already_set();
+
+  py::class_<Module>(m, "Module", "Compiled code; get callable functions (host) or kernels (GPU) from it.")
+      .def_property_readonly("target", [](const Module& mod) { return mod.target; })
+      .def_property_readonly("functions", [](const Module& mod) { return mod.code->function_names(); },
+                             "names of the functions the module defines")
+      .def("get_function_address",
+           [](const Module& mod, const std::string& name) {
+             py::gil_scoped_release unlocked;
+             return mod.code->address(name);
+           },
+           py::arg("name"))
+      .def("get_function", &get_function, py::arg("name"), py::arg("restype") = py::none(),
+           py::arg("argtypes") = py::list())
+      .def("get_kernel",
+           [](const Module& mod, const std::string&, py::object) -> py::object {
+             if (!is_gpu(mod.target))
+               throw py::value_error("Target is the host, which has no kernels: use get_function()");
+             throw py::value_error("this backend cannot launch GPU kernels");
+           },
+           py::arg("name"), py::arg("argtypes") = py::list())
+      .def("__repr__", [](const Module& mod) {
+        return "<proteus.Module target='" + mod.target + "' functions=" +
+               py::repr(py::cast(mod.code->function_names())).cast<std::string>() + ">";
+      });
+
+  m.def("compile", &compile, py::arg("source"), py::arg("frontend") = "cpp", py::arg("target") = "host",
+        py::arg("extra_args") = py::list(), py::arg("compiler") = "clang", py::arg("verify") = false,
+        "Compile C++ (frontend='cpp') or LLVM IR/bitcode (frontend='llvmir'); source is text or a path.");
+
+  m.def("backend_info", [] {
+    proteus::EngineStats stats = proteus::engine_stats();
+    py::dict info;
+    info["llvm_version"] = proteus::llvm_version();
+    info["distribution"] = backend_distribution();
+    info["frontend_runs"] = stats.frontend_runs;
+    info["compiles"] = stats.compiles;
+    info["memory_hits"] = stats.memory_hits;
+    try {
+      info["header_search"] = proteus::header_search_description();
+    } catch (const proteus::CompileError& e) {
+      info["header_search"] = std::string("unavailable: ") + e.what();
+    }
+    return info;
+  }, "Engine facts and counters for this process (LLVM version, header search, compile counts).");
+
+  m.attr("has_cuda") = kHasCuda;
+  m.attr("has_hip") = kHasHip;
+  m.attr("has_mlir") = kHasMlir;
+  for (const char* name : {"Type", "Function", "Module", "CompileError", "compile", "backend_info", "has_cuda",
+                           "has_hip", "has_mlir"})
+    all_names.append(name);
+  m.attr("__all__") = all_names;
+}
