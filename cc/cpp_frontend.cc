@@ -160,7 +160,9 @@ std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::L
   // The source never touches the disk: the main file is an in-memory buffer.
   invocation->getPreprocessorOpts().addRemappedFile(
       request.source_name, llvm::MemoryBuffer::getMemBufferCopy(request.source, request.source_name).release());
+  // The driver passes -disable-free (fine for a process that exits); we live on, so free everything.
   invocation->getFrontendOpts().DisableFree = false;
+  invocation->getCodeGenOpts().DisableFree = false;
 
   clang::CompilerInstance compiler(invocation);
   compiler.createVirtualFileSystem();

@@ -7,6 +7,8 @@
 #include "internal.h"
 #include "llvm/Config/llvm-config.h"
 #include "llvm/ExecutionEngine/Orc/AbsoluteSymbols.h"
+#include "llvm/ExecutionEngine/Orc/EHFrameRegistrationPlugin.h"
+#include "llvm/ExecutionEngine/Orc/ObjectLinkingLayer.h"
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/IR/Verifier.h"
@@ -55,7 +57,17 @@ struct Jit {
     static Jit* instance = [] {
       install_fatal_error_handlers();
       auto jit = new Jit;
-      auto built = LLJITBuilder().setPlatformSetUp(setUpInactivePlatform).create();
+      // JITLink with .eh_frame registration, so C++ exceptions unwind through JIT'd frames.
+      auto built = LLJITBuilder()
+                       .setPlatformSetUp(setUpInactivePlatform)
+                       .setObjectLinkingLayerCreator([](ExecutionSession& es) -> llvm::Expected<std::unique_ptr<ObjectLayer>> {
+                         auto layer = std::make_unique<ObjectLinkingLayer>(es);
+                         auto eh_frames = EHFrameRegistrationPlugin::Create(es);
+                         if (!eh_frames) return eh_frames.takeError();
+                         layer->addPlugin(std::move(*eh_frames));
+                         return layer;
+                       })
+                       .create();
       if (!built) throw CompileError("cannot create the JIT: " + llvm::toString(built.takeError()));
       jit->lljit = std::move(*built);
       jit->lljit->getExecutionSession().setErrorReporter(

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -44,6 +45,13 @@ struct Module {
   std::shared_ptr<proteus::CompiledModule> code;
   std::string target;
 };
+
+// Diagnostics quote the source, which may be any bytes: decode with replacement, never fail.
+void set_error(PyObject* type, const char* what) {
+  PyObject* text = PyUnicode_DecodeUTF8(what, static_cast<Py_ssize_t>(strlen(what)), "replace");
+  PyErr_SetObject(type, text);
+  Py_XDECREF(text);
+}
 
 bool is_gpu(const std::string& target) { return target == "cuda" || target == "hip"; }
 
@@ -198,9 +206,9 @@ PYBIND11_MODULE(_proteus, m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const proteus::CompileError& e) {
-      PyErr_SetString(compile_error.ptr(), e.what());
+      set_error(compile_error.ptr(), e.what());
     } catch (const proteus::SymbolNotFound& e) {
-      PyErr_SetString(PyExc_RuntimeError, e.what());
+      set_error(PyExc_RuntimeError, e.what());
     }
   });
 

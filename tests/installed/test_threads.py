@@ -1,0 +1,48 @@
+"""8 threads compiling distinct and identical sources at once give correct results."""
+
+import threading
+
+import proteus
+
+
+def test_concurrent_compiles():
+    results, errors = {}, []
+
+    def work(tid):
+        try:
+            for i in range(6):
+                distinct = 'extern "C" int f(int x) { return x * %d + %d; }' % (tid + 2, i)
+                same = 'extern "C" int shared_fn(int x) { return x + 1000; }'
+                a = proteus.compile(distinct).get_function("f", proteus.i32, [proteus.i32])
+                b = proteus.compile(same).get_function("shared_fn", proteus.i32, [proteus.i32])
+                results[(tid, i)] = (a(10), b(1))
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(results) == 48
+    for (tid, i), (a, b) in results.items():
+        assert a == 10 * (tid + 2) + i and b == 1001
+
+
+def test_calls_release_the_gil():
+    src = 'extern "C" void spin(long n) { volatile long s = 0; for (long i = 0; i < n; ++i) s += i; }'
+    spin = proteus.compile(src).get_function("spin", None, [proteus.i64])
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(1)
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    spin(300_000_000)
+    stop.set()
+    t.join()
+    assert len(ticks) > 100  # the other thread ran while compiled code held no GIL

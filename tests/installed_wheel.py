@@ -1,0 +1,103 @@
+"""The installed-wheel harness (DESIGN 7): built wheels -> clean venvs -> tests run inside them.
+
+Each venv is made with `python -m venv` from one target interpreter, gets the test tools from the
+hash-pinned wheelhouse, and the product wheels with `pip install --no-index` from the built files
+only. Then pytest runs tests/installed/<files> with that venv's interpreter, from an empty
+directory, so nothing of the source tree can be imported by accident.
+
+Adding a backend = one entry in VENVS.
+"""
+
+import glob
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+HERE = Path(os.path.abspath(__file__)).parent
+SHIM = "proteus-python"
+HOST = "proteus-python-backend-host-llvm22"
+
+# name -> (distributions to install, test files under tests/installed/)
+VENVS = {
+    "shim-only": ([SHIM], ["test_shim_only.py"]),
+    "host": ([SHIM, HOST], ["test_host_backend.py", "test_bad_input.py",
+                            "test_threads.py", "test_coexistence.py"]),
+}
+
+
+def pythons():
+    found = [p for p in os.environ.get("PROTEUS_TEST_PYTHONS", "").split(",") if p]
+    return found or [sys.executable]
+
+
+def runfiles_root() -> Path:
+    return Path(os.getcwd())
+
+
+def built_wheels() -> dict:
+    """distribution -> {python tag -> wheel path} for every wheel in the runfiles."""
+    wheels = {}
+    for path in glob.glob(str(runfiles_root() / "**" / "*.whl"), recursive=True):
+        if "test_wheelhouse" in path:
+            continue
+        name, _version, _build, tags = parse_wheel_filename(os.path.basename(path))
+        if any(t.platform == "linux_x86_64" for t in tags):  # the raw (unrepaired) wheels are not shipped
+            continue
+        for tag in tags:
+            wheels.setdefault(str(name), {})[tag.interpreter] = path
+    return wheels
+
+
+def wheelhouse() -> str:
+    hits = glob.glob(str(runfiles_root() / "**" / "test_wheelhouse"), recursive=True)
+    assert hits, "the test wheelhouse (@proteus_py//:test_wheelhouse) is missing from the runfiles"
+    return hits[0]
+
+
+def run(cmd, **kw):
+    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if res.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, cmd))} failed ({res.returncode}):\n{res.stdout[-6000:]}\n{res.stderr[-6000:]}")
+    return res
+
+
+def make_venv(python: str, where: Path, dists: list) -> Path:
+    run([python, "-m", "venv", "--clear", str(where)])
+    vpy = where / "bin" / "python"
+    tag = run([str(vpy), "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"]).stdout.strip()
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT="1")
+    env.pop("PYTHONPATH", None)
+    run([str(vpy), "-m", "pip", "install", "-q", "--no-index", "--find-links", wheelhouse(), "pytest", "numpy",
+         "llvmlite"], env=env)
+    wheels = built_wheels()
+    files = []
+    for dist in dists:
+        by_tag = wheels.get(str(canonicalize_name(dist)), {})
+        wheel = by_tag.get(tag) or by_tag.get("py3")
+        assert wheel, f"no built wheel of {dist} for {tag}; built: {wheels}"
+        files.append(wheel)
+    run([str(vpy), "-m", "pip", "install", "-q", "--no-index", "--no-deps"] + files, env=env)
+    run([str(vpy), "-m", "pip", "check"], env=env)
+    return vpy
+
+
+@pytest.mark.parametrize("python", pythons())
+@pytest.mark.parametrize("venv_name", list(VENVS))
+def test_installed(python, venv_name, tmp_path):
+    dists, files = VENVS[venv_name]
+    vpy = make_venv(python, tmp_path / "venv", dists)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PROTEUS_", "RUNFILES", "TEST_"))}
+    env.update(HOME=str(tmp_path / "home"), PROTEUS_TEST_CORPUS=str(HERE / "installed" / "corpus"),
+               PYTHONDONTWRITEBYTECODE="1")
+    cmd = [str(vpy), "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--rootdir", str(workdir)]
+    cmd += [str(HERE / "installed" / f) for f in files]
+    res = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+    print(res.stdout[-20000:])
+    print(res.stderr[-5000:], file=sys.stderr)
+    assert res.returncode == 0, f"tests in the {venv_name} venv ({python}) failed:\n{res.stdout[-8000:]}\n{res.stderr[-3000:]}"
