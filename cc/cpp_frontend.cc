@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -72,8 +73,18 @@ std::string library_dir() {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
-HeaderSearch from_clang(const std::string& binary, const std::string& why) {
-  std::string resource = run_for_line(binary, "-print-resource-dir");
+// clang's driver finds its resource dir at <real binary dir>/../lib/clang/<major>. If clang 22's
+// headers are there, the binary is a clang 22 and we know its resource dir without running it.
+std::string resource_dir_beside(const std::string& binary) {
+  char real[PATH_MAX];
+  if (!realpath(binary.c_str(), real)) return "";
+  std::string dir = real;
+  dir = dir.substr(0, dir.rfind('/')) + "/../lib/clang/" + std::to_string(kClangMajor);
+  if (!realpath(dir.c_str(), real) || !is_directory(std::string(real) + "/include")) return "";
+  return real;
+}
+
+HeaderSearch from_clang(const std::string& binary, const std::string& resource, const std::string& why) {
   return {binary, resource, why + ": " + binary + " (resource dir " + resource + ")"};
 }
 
@@ -85,12 +96,12 @@ HeaderSearch resolve_header_search() {
       throw CompileError("PROTEUS_CLANGXX_BIN=" + bin +
                          " does not name an executable file; set PROTEUS_CLANGXX_BIN to a clang++ " +
                          std::to_string(kClangMajor) + " binary or unset it");
-    int major = clang_major(bin);
+    int major = clang_major(bin);  // the user named it: ask the binary itself (once per process)
     if (major != kClangMajor)
       throw CompileError("PROTEUS_CLANGXX_BIN=" + bin + " is not clang++ " + std::to_string(kClangMajor) +
                          (major ? " (it is clang " + std::to_string(major) + ")" : " (it does not report a clang version)") +
                          "; set PROTEUS_CLANGXX_BIN to a clang++ " + std::to_string(kClangMajor) + " binary or unset it");
-    return from_clang(bin, "PROTEUS_CLANGXX_BIN");
+    return from_clang(bin, run_for_line(bin, "-print-resource-dir"), "PROTEUS_CLANGXX_BIN");
   }
   if (const char* path = std::getenv("PATH")) {
     std::string dirs = path;
@@ -100,8 +111,10 @@ HeaderSearch resolve_header_search() {
         size_t end = dirs.find(':', start);
         if (end == std::string::npos) end = dirs.size();
         std::string candidate = dirs.substr(start, end - start) + "/" + name;
-        if (end > start && is_executable(candidate) && clang_major(candidate) == kClangMajor)
-          return from_clang(candidate, "clang++ on PATH");
+        if (end > start && is_executable(candidate)) {
+          std::string resource = resource_dir_beside(candidate);
+          if (!resource.empty()) return from_clang(candidate, resource, "clang++ on PATH");
+        }
         start = end + 1;
       }
     }

@@ -12,8 +12,6 @@ import importlib
 import os
 import threading
 import warnings
-from dataclasses import dataclass, field
-from importlib import metadata
 
 from ._version import __version__
 
@@ -33,20 +31,17 @@ _locked: tuple[Backend, dict] | None = None  # (backend, variant spec) once a na
 _native = None
 
 
-@dataclass
 class Backend:
     """One installed backend distribution, healthy (`problem is None`) or not."""
 
-    kind: str
-    distribution: str
-    dist_version: str
-    entry_point: str
-    priority: int = 0
-    module_name: str = ""
-    module: object = None
-    variants: list = field(default_factory=list)
-    problem: str | None = None
-    _compatible: bool | None = None
+    def __init__(self, kind: str, distribution: str, dist_version: str, entry_point: str):
+        self.kind, self.distribution, self.dist_version, self.entry_point = kind, distribution, dist_version, entry_point
+        self.priority = 0
+        self.module_name = ""
+        self.module = None
+        self.variants: list = []
+        self.problem: str | None = None
+        self._compatible: bool | None = None
 
     def describe(self) -> str:
         return f"{self.distribution} {self.dist_version} (kind {self.kind!r})"
@@ -127,6 +122,8 @@ def discover() -> list[Backend]:
     global _backends
     with _lock:
         if _backends is None:
+            from importlib import metadata  # ~20 ms: only when a backend is first needed
+
             found = [_validate(ep) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
             _backends = sorted(found, key=lambda b: (-b.priority, b.kind))
         return _backends
