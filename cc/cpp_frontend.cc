@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <climits>
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <thread>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -14,9 +17,13 @@
 #include "clang/Driver/CreateInvocationFromArgs.h"
 #include "clang/Frontend/CompilerInstance.h"
 #include "clang/Frontend/CompilerInvocation.h"
+#include "clang/Frontend/FrontendActions.h"
 #include "clang/Frontend/TextDiagnosticPrinter.h"
 #include "clang/Lex/PreprocessorOptions.h"
 #include "internal.h"
+#include "object_cache.h"
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/Support/SHA256.h"
 #include "llvm/Support/VirtualFileSystem.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -147,19 +154,54 @@ HeaderSearch cached_header_search() {
 
 std::string header_search_description() { return cached_header_search().description; }
 
-std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context) {
-  HeaderSearch search = cached_header_search();
-  std::vector<std::string> args = {search.driver_path, "-x", "c++", "-std=c++17",
-                                   "-O" + std::to_string(opt_level()), "-march=native", "-fPIC",
-                                   "-fno-color-diagnostics", "-fmessage-length=0",
-                                   "-resource-dir", search.resource_dir};
-  args.insert(args.end(), request.extra_args.begin(), request.extra_args.end());
-  args.push_back(request.source_name);
+namespace {
+
+std::atomic<uint64_t> pch_builds{0}, pch_uses{0};
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r"), e = s.find_last_not_of(" \t\r");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+// The leading `#include <...>` lines of a source (blank and // comment lines may sit between):
+// the part a precompiled header can stand for. "" when the source does not start that way.
+std::string include_prefix(const std::string& source) {
+  std::string prefix;
+  size_t pos = 0;
+  while (pos < source.size()) {
+    size_t end = source.find('\n', pos);
+    if (end == std::string::npos) end = source.size();
+    std::string line = trim(source.substr(pos, end - pos));
+    pos = end + 1;
+    if (line.empty() || line.rfind("//", 0) == 0) continue;
+    if (line.rfind("#include", 0) != 0) break;
+    std::string target = trim(line.substr(8));
+    if (target.size() < 3 || target.front() != '<' || target.back() != '>') break;
+    prefix += "#include " + target + "\n";
+  }
+  return prefix;
+}
+
+bool pch_enabled() {
+  const char* v = std::getenv("PROTEUS_USE_PCH");
+  return !(v && std::string(v) == "0") && stored_cache_enabled();
+}
+
+std::string hex_sha256(const std::string& data) {
+  auto digest = llvm::SHA256::hash(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : digest) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
+
+std::shared_ptr<clang::CompilerInvocation> make_invocation(const std::vector<std::string>& args,
+                                                           llvm::raw_ostream& diag_stream, const std::string& what) {
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
-
-  std::string diagnostics;
-  llvm::raw_string_ostream diag_stream(diagnostics);
   clang::DiagnosticOptions driver_diag_opts;
   auto driver_diags = clang::CompilerInstance::createDiagnostics(
       *llvm::vfs::getRealFileSystem(), driver_diag_opts,
@@ -167,30 +209,107 @@ std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::L
   clang::CreateInvocationOptions options;
   options.Diags = driver_diags;
   std::shared_ptr<clang::CompilerInvocation> invocation = clang::createInvocation(argv, options);
-  if (!invocation || driver_diags->hasErrorOccurred())
-    throw CompileError("invalid compiler arguments (extra_args):\n" + diagnostics);
-
+  if (!invocation || driver_diags->hasErrorOccurred()) return nullptr;
   // The source never touches the disk: the main file is an in-memory buffer.
-  invocation->getPreprocessorOpts().addRemappedFile(
-      request.source_name, llvm::MemoryBuffer::getMemBufferCopy(request.source, request.source_name).release());
+  invocation->getPreprocessorOpts().addRemappedFile(args.back(),
+                                                    llvm::MemoryBuffer::getMemBufferCopy(what, args.back()).release());
   // The driver passes -disable-free (fine for a process that exits); we live on, so free everything.
   invocation->getFrontendOpts().DisableFree = false;
   invocation->getCodeGenOpts().DisableFree = false;
+  return invocation;
+}
 
-  clang::CompilerInstance compiler(invocation);
+bool run_frontend(std::shared_ptr<clang::CompilerInvocation> invocation, clang::FrontendAction& action,
+                  llvm::raw_ostream& diag_stream) {
+  clang::CompilerInstance compiler(std::move(invocation));
   compiler.createVirtualFileSystem();
   compiler.createDiagnostics(new clang::TextDiagnosticPrinter(diag_stream, compiler.getDiagnosticOpts()),
                              /*ShouldOwnClient=*/true);
   compiler.setVerboseOutputStream(llvm::nulls());  // "N errors generated." is in the diagnostics already
-  clang::EmitLLVMOnlyAction action(&context);
-  bool ok = compiler.ExecuteAction(action);
-  if (!ok || compiler.getDiagnostics().hasErrorOccurred()) {
-    if (diagnostics.empty()) diagnostics = "the clang frontend failed without diagnostics";
-    throw CompileError(diagnostics);
+  return compiler.ExecuteAction(action) && !compiler.getDiagnostics().hasErrorOccurred();
+}
+
+// A precompiled header for `prefix` under the same flags, kept in <cache dir>/pch and shared by
+// all processes; "" if none can be made (then we compile without). clang validates it on use
+// (changed headers, flags), and a failed use rebuilds it.
+std::string precompiled_header(const std::vector<std::string>& flags, const std::string& prefix,
+                               const HeaderSearch& search, bool rebuild) {
+  ObjectCache* cache = ObjectCache::current();
+  if (!cache) return "";
+  std::string key_text = prefix + '\0' + search.description + '\0' + llvm_version() + '\0' + build_version();
+  for (const auto& f : flags) key_text += '\0' + f;
+  std::string dir = cache->directory() + "/pch";
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return "";
+  std::string path = dir + "/" + hex_sha256(key_text) + ".pch";
+  struct stat st;
+  if (!rebuild && stat(path.c_str(), &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & 022)) return path;
+
+  std::string tmp = path + ".tmp." + std::to_string(getpid()) + "." +
+                    std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
+  std::vector<std::string> args = flags;
+  args.insert(args.end(), {"-x", "c++-header", "-o", tmp, "proteus-pch-prefix.h"});
+  std::string ignored;
+  llvm::raw_string_ostream diag_stream(ignored);
+  auto invocation = make_invocation(args, diag_stream, prefix);
+  if (!invocation) return "";
+  invocation->getFrontendOpts().OutputFile = tmp;
+  invocation->getFrontendOpts().UseTemporary = false;
+  clang::GeneratePCHAction action;
+  pch_builds++;
+  if (!run_frontend(invocation, action, diag_stream)) {
+    unlink(tmp.c_str());
+    return "";
   }
-  std::unique_ptr<llvm::Module> module = action.takeModule();
-  if (!module) throw CompileError("the clang frontend produced no module:\n" + diagnostics);
-  return module;
+  chmod(tmp.c_str(), 0600);
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    unlink(tmp.c_str());
+    return "";
+  }
+  return path;
+}
+
+}  // namespace
+
+uint64_t pch_build_count() { return pch_builds.load(); }
+uint64_t pch_use_count() { return pch_uses.load(); }
+
+std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context) {
+  HeaderSearch search = cached_header_search();
+  std::vector<std::string> flags = {search.driver_path, "-std=c++17", "-O" + std::to_string(opt_level()),
+                                    "-march=native", "-fPIC", "-fno-color-diagnostics", "-fmessage-length=0",
+                                    "-resource-dir", search.resource_dir};
+  flags.insert(flags.end(), request.extra_args.begin(), request.extra_args.end());
+  std::string prefix = pch_enabled() ? include_prefix(request.source) : "";
+
+  // With a PCH first (if the source starts with system #includes); a PCH clang rejects is rebuilt
+  // once; a source that fails either way is compiled plainly so its diagnostics are the usual ones.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::string pch = (prefix.empty() || attempt == 2) ? "" : precompiled_header(flags, prefix, search, attempt == 1);
+    if (attempt < 2 && pch.empty() && !prefix.empty()) attempt = 1;  // no PCH possible: go plain
+    std::vector<std::string> args = flags;
+    if (!pch.empty()) args.insert(args.end(), {"-include-pch", pch});
+    args.insert(args.end(), {"-x", "c++", request.source_name});
+
+    std::string diagnostics;
+    llvm::raw_string_ostream diag_stream(diagnostics);
+    auto invocation = make_invocation(args, diag_stream, request.source);
+    if (!invocation) throw CompileError("invalid compiler arguments (extra_args):\n" + diagnostics);
+    clang::EmitLLVMOnlyAction action(&context);
+    bool ok = run_frontend(invocation, action, diag_stream);
+    if (ok) {
+      if (!pch.empty()) pch_uses++;
+      std::unique_ptr<llvm::Module> module = action.takeModule();
+      if (!module) throw CompileError("the clang frontend produced no module:\n" + diagnostics);
+      return module;
+    }
+    if (pch.empty()) {
+      if (diagnostics.empty()) diagnostics = "the clang frontend failed without diagnostics";
+      throw CompileError(diagnostics);
+    }
+    if (diagnostics.find(pch) == std::string::npos && diagnostics.find("precompiled header") == std::string::npos)
+      attempt = 1;  // an error in the user's code: report it from a plain compile
+  }
+  throw CompileError("the clang frontend failed");  // not reached
 }
 
 }  // namespace proteus

@@ -21,6 +21,10 @@ int codegen_opt_level();  // PROTEUS_CODEGEN_OPT_LEVEL, default 3
 // cpp_frontend.cc: C++ source -> optimised LLVM module (clang runs -O<opt_level> itself).
 std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context);
 
+// Precompiled headers made and used by compile_cpp in this process.
+uint64_t pch_build_count();
+uint64_t pch_use_count();
+
 // ir_frontend: LLVM IR text or bitcode -> verified module for the host.
 std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context);
 
@@ -32,6 +36,9 @@ void lower_static_constructors(llvm::Module& module);
 // Emits an ELF object; diagnostics of the backend become CompileError.
 std::unique_ptr<llvm::MemoryBuffer> emit_object(llvm::Module& module, llvm::TargetMachine& tm);
 inline constexpr const char* kInitFunction = "__proteus_module_init";
+
+// version.cc: the proteus version this library was built as.
+const char* build_version();
 
 // Reports LLVM fatal errors as exceptions instead of exiting the process.
 void install_fatal_error_handlers();

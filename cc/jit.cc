@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "internal.h"
+#include "object_cache.h"
 #include "llvm/Config/llvm-config.h"
 #include "llvm/ExecutionEngine/Orc/AbsoluteSymbols.h"
 #include "llvm/ExecutionEngine/Orc/EHFrameRegistrationPlugin.h"
@@ -13,13 +14,15 @@
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/IR/Verifier.h"
 #include "llvm/Support/SHA256.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/Triple.h"
 
 namespace proteus {
 namespace {
 
 using namespace llvm::orc;
 
-std::atomic<uint64_t> frontend_runs{0}, compiles{0}, memory_hits{0};
+std::atomic<uint64_t> frontend_runs{0}, compiles{0}, memory_hits{0}, disk_hits{0}, disk_misses{0};
 
 // C++ static destructors of JIT'd code register through __cxa_atexit with their module's
 // __dso_handle. We define both per module so they run when the module is freed, not at
@@ -172,49 +175,82 @@ class JitModule : public CompiledModule {
   std::vector<std::string> function_names_;
 };
 
+// Everything that changes the generated code: the request, the optimisation levels, the header
+// search in use, the CPU the code is tuned for, the LLVM and proteus versions.
 std::string cache_key(const CompileRequest& request) {
+  static const std::string host = [] {
+    std::string cpu = llvm::sys::getHostCPUName().str();
+    for (const auto& [feature, enabled] : llvm::sys::getHostCPUFeatures()) cpu += (enabled ? "+" : "-") + feature.str();
+    return llvm::sys::getProcessTriple() + "|" + cpu;
+  }();
   llvm::SHA256 hash;
   auto field = [&](const std::string& s) {
     uint64_t n = s.size();
     hash.update(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(&n), sizeof n));
     hash.update(s);
   };
+  field("proteus-object-v1");
+  field(build_version());
+  field(LLVM_VERSION_STRING);
+  field(host);
   field(request.frontend);
   field(request.source);
   field(request.source_name);
+  field(std::to_string(request.extra_args.size()));
   for (const auto& a : request.extra_args) field(a);
   field(std::to_string(opt_level()) + "/" + std::to_string(codegen_opt_level()) + "/" + (request.verify ? "v" : ""));
   if (request.frontend == "cpp") field(header_search_description());
   auto digest = hash.final();
-  return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : digest) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
 }
 
 std::mutex cache_mutex;
 std::unordered_map<std::string, std::weak_ptr<CompiledModule>> memory_cache;
 
-std::shared_ptr<JitModule> build(const CompileRequest& request) {
+// Frontend + optimisation + codegen: the object and the functions to link eagerly.
+CachedObject produce_object(const CompileRequest& request) {
+  Jit::get();
+  auto context = std::make_unique<llvm::LLVMContext>();
+  frontend_runs++;
+  std::unique_ptr<llvm::Module> module =
+      request.frontend == "cpp" ? compile_cpp(request, *context) : parse_ir(request, *context);
+  if (request.verify) {
+    std::string problems;
+    llvm::raw_string_ostream os(problems);
+    if (llvm::verifyModule(*module, &os)) throw CompileError("the generated LLVM IR is invalid:\n" + problems);
+  }
+  CachedObject entry;
+  for (const llvm::Function& fn : *module)
+    if (!fn.isDeclaration() && !fn.hasLocalLinkage() && !fn.hasAvailableExternallyLinkage())
+      entry.functions.push_back(fn.getName().str());
+  lower_static_constructors(*module);
+  auto tm = host_target_machine();
+  auto object = emit_object(*module, *tm);
+  entry.object = object->getBuffer().str();
+  return entry;
+}
+
+std::shared_ptr<JitModule> build(const CompileRequest& request, const std::string& key) {
+  ObjectCache* cache = ObjectCache::current();  // throws CacheError for an unsafe directory
+  std::optional<CachedObject> entry;
+  if (cache) {
+    entry = cache->load(key);
+    (entry ? disk_hits : disk_misses)++;
+  }
   std::shared_ptr<JitModule> result;
   run_with_large_stack([&] {
-    Jit::get();
-    auto context = std::make_unique<llvm::LLVMContext>();
-    frontend_runs++;
-    std::unique_ptr<llvm::Module> module =
-        request.frontend == "cpp" ? compile_cpp(request, *context) : parse_ir(request, *context);
-    if (request.verify) {
-      std::string problems;
-      llvm::raw_string_ostream os(problems);
-      if (llvm::verifyModule(*module, &os)) throw CompileError("the generated LLVM IR is invalid:\n" + problems);
+    if (!entry) {
+      entry = produce_object(request);
+      if (cache) cache->store(key, *entry);
     }
-    std::vector<std::string> names;
-    for (const llvm::Function& fn : *module)
-      if (!fn.isDeclaration() && !fn.hasLocalLinkage() && !fn.hasAvailableExternallyLinkage())
-        names.push_back(fn.getName().str());
-    lower_static_constructors(*module);
-    auto tm = host_target_machine();
-    auto object = emit_object(*module, *tm);
-    module.reset();
     auto jit_module = std::make_shared<JitModule>();
-    jit_module->link(std::move(object), names);
+    jit_module->link(llvm::MemoryBuffer::getMemBufferCopy(entry->object, "proteus-object"), entry->functions);
     result = std::move(jit_module);
   });
   return result;
@@ -238,7 +274,7 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
       }
     }
   }
-  std::shared_ptr<CompiledModule> module = build(request);
+  std::shared_ptr<CompiledModule> module = build(request, key);
   std::lock_guard<std::mutex> lock(cache_mutex);
   if (memory_cache.size() > 4096) {
     for (auto it = memory_cache.begin(); it != memory_cache.end();)
@@ -297,7 +333,10 @@ CallThunk call_thunk(const std::string& signature) {
   return thunk;
 }
 
-EngineStats engine_stats() { return {frontend_runs.load(), compiles.load(), memory_hits.load()}; }
+EngineStats engine_stats() {
+  return {frontend_runs.load(), compiles.load(), memory_hits.load(), disk_hits.load(), disk_misses.load(),
+          pch_build_count(), pch_use_count()};
+}
 
 std::string llvm_version() { return LLVM_VERSION_STRING; }
 

@@ -209,6 +209,8 @@ PYBIND11_MODULE(_proteus, m) {
       set_error(compile_error.ptr(), e.what());
     } catch (const proteus::SymbolNotFound& e) {
       set_error(PyExc_RuntimeError, e.what());
+    } catch (const proteus::CacheError& e) {
+      set_error(PyExc_PermissionError, e.what());
     }
   });
 
@@ -261,6 +263,10 @@ PYBIND11_MODULE(_proteus, m) {
     info["frontend_runs"] = stats.frontend_runs;
     info["compiles"] = stats.compiles;
     info["memory_hits"] = stats.memory_hits;
+    info["disk_hits"] = stats.disk_hits;
+    info["disk_misses"] = stats.disk_misses;
+    info["pch_builds"] = stats.pch_builds;
+    info["pch_uses"] = stats.pch_uses;
     try {
       info["header_search"] = proteus::header_search_description();
     } catch (const proteus::CompileError& e) {
@@ -269,10 +275,28 @@ PYBIND11_MODULE(_proteus, m) {
     return info;
   }, "Engine facts and counters for this process (LLVM version, header search, compile counts).");
 
+  m.def("cache_info", [] {
+    proteus::CacheInfo c = proteus::cache_info();
+    proteus::EngineStats stats = proteus::engine_stats();
+    py::dict info;
+    info["enabled"] = c.enabled;
+    info["dir"] = c.directory;
+    info["entries"] = c.entries;
+    info["bytes"] = c.bytes;
+    info["max_bytes"] = c.max_bytes;
+    info["hits"] = stats.disk_hits;
+    info["misses"] = stats.disk_misses;
+    info["memory_hits"] = stats.memory_hits;
+    return info;
+  }, "The persistent object cache: directory, entries, bytes, and this process's hits and misses.");
+  m.def("clear_cache", [] { return proteus::clear_cache(); },
+        "Remove every entry of the persistent object cache; returns how many were removed.");
+
   m.attr("has_cuda") = kHasCuda;
   m.attr("has_hip") = kHasHip;
   m.attr("has_mlir") = kHasMlir;
-  for (const char* name : {"Type", "Function", "Module", "CompileError", "compile", "backend_info", "has_cuda",
+  for (const char* name : {"Type", "Function", "Module", "CompileError", "compile", "backend_info", "cache_info",
+                           "clear_cache", "has_cuda",
                            "has_hip", "has_mlir"})
     all_names.append(name);
   m.attr("__all__") = all_names;

@@ -19,6 +19,12 @@ class PROTEUS_API CompileError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The persistent cache directory cannot be used safely (wrong owner or permissions).
+class PROTEUS_API CacheError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // A name that the compiled module does not define.
 class PROTEUS_API SymbolNotFound : public std::runtime_error {
  public:
@@ -62,8 +68,24 @@ struct EngineStats {
   uint64_t frontend_runs = 0;  // clang frontend / IR parser invocations
   uint64_t compiles = 0;       // compile() calls
   uint64_t memory_hits = 0;    // compile() calls served by the in-memory cache
+  uint64_t disk_hits = 0;      // ... by the persistent cache
+  uint64_t disk_misses = 0;    // ... that looked in the persistent cache and compiled
+  uint64_t pch_builds = 0;     // precompiled headers built
+  uint64_t pch_uses = 0;       // C++ compiles that used a precompiled header
 };
 PROTEUS_API EngineStats engine_stats();
+
+// The persistent object cache (PROTEUS_CACHE_DIR, PROTEUS_USE_STORED_CACHE, PROTEUS_CACHE_MAX_BYTES).
+struct CacheInfo {
+  bool enabled = false;
+  std::string directory;
+  uint64_t entries = 0;
+  uint64_t bytes = 0;
+  uint64_t max_bytes = 0;
+};
+PROTEUS_API CacheInfo cache_info();
+// Removes every entry; returns how many. Throws CacheError for an unsafe directory.
+PROTEUS_API uint64_t clear_cache();
 
 PROTEUS_API std::string llvm_version();
 

@@ -1,0 +1,284 @@
+#include "object_cache.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/Support/SHA256.h"
+
+namespace proteus {
+namespace {
+
+constexpr char kMagic[8] = {'P', 'R', 'O', 'T', 'E', 'U', 'S', 'O'};
+constexpr uint32_t kFormat = 1;
+constexpr const char* kSuffix = ".pobj";
+constexpr uint64_t kDefaultMaxBytes = 1ull << 30;  // 1 GiB
+
+// Entry layout: magic[8] format:u32 key[64 hex] payload_len:u64 sha256(payload)[32] payload
+// payload: n_functions:u32 (len:u32 name)* object_len:u64 object
+struct Writer {
+  std::string out;
+  void u32(uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
+  void u64(uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+  void bytes(const std::string& s) { out += s; }
+};
+
+struct Reader {
+  const std::string& in;
+  size_t pos = 0;
+  bool ok = true;
+  bool take(void* dst, size_t n) {
+    if (!ok || in.size() - pos < n) return ok = false;
+    std::memcpy(dst, in.data() + pos, n);
+    pos += n;
+    return true;
+  }
+  uint32_t u32() { uint32_t v = 0; take(&v, 4); return v; }
+  uint64_t u64() { uint64_t v = 0; take(&v, 8); return v; }
+  std::string bytes(uint64_t n) {
+    if (!ok || in.size() - pos < n) { ok = false; return {}; }
+    std::string s = in.substr(pos, n);
+    pos += n;
+    return s;
+  }
+};
+
+std::string sha256(const std::string& data) {
+  auto digest = llvm::SHA256::hash(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+  return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
+}
+
+std::string unsafe_reason(const struct stat& st) {
+  if (st.st_uid != geteuid())
+    return "is owned by uid " + std::to_string(st.st_uid) + ", not by this user (uid " + std::to_string(geteuid()) + ")";
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return std::string("is writable by group or others (mode ") + mode + ")";
+  }
+  return "";
+}
+
+void make_private_dirs(const std::string& dir) {
+  // Parents as usual (0700 for the ones we create), the cache directory itself 0700.
+  for (size_t at = 1; at != std::string::npos;) {
+    at = dir.find('/', at + 1);
+    std::string part = dir.substr(0, at);
+    if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
+      throw CacheError("cannot create the Proteus cache directory " + dir + " (" + part + ": " + std::strerror(errno) +
+                       "); set PROTEUS_CACHE_DIR to a writable directory or PROTEUS_USE_STORED_CACHE=0");
+  }
+}
+
+bool read_file(const std::string& path, std::string* out, struct stat* st) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  bool ok = fstat(fd, st) == 0 && S_ISREG(st->st_mode);
+  if (ok) {
+    out->resize(st->st_size);
+    size_t done = 0;
+    while (done < out->size()) {
+      ssize_t n = read(fd, &(*out)[done], out->size() - done);
+      if (n <= 0) { ok = false; break; }
+      done += n;
+    }
+  }
+  close(fd);
+  return ok;
+}
+
+}  // namespace
+
+std::string cache_directory_setting() {
+  if (const char* dir = std::getenv("PROTEUS_CACHE_DIR"); dir && *dir) return dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/proteus";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/tmp") + "/.cache/proteus";
+}
+
+bool stored_cache_enabled() {
+  const char* v = std::getenv("PROTEUS_USE_STORED_CACHE");
+  return !(v && (std::strcmp(v, "0") == 0 || std::strcmp(v, "false") == 0 || std::strcmp(v, "off") == 0));
+}
+
+ObjectCache* ObjectCache::current() {
+  if (!stored_cache_enabled()) return nullptr;
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<ObjectCache>> caches;  // one per directory setting
+  std::string dir = cache_directory_setting();
+  uint64_t max_bytes = kDefaultMaxBytes;
+  if (const char* v = std::getenv("PROTEUS_CACHE_MAX_BYTES"); v && *v) {
+    char* end = nullptr;
+    max_bytes = std::strtoull(v, &end, 10);
+    if (*end) throw CacheError(std::string("PROTEUS_CACHE_MAX_BYTES=") + v + " is not a number of bytes");
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = caches[dir];
+  if (!slot) {
+    make_private_dirs(dir);
+    slot.reset(new ObjectCache(dir, max_bytes));
+  }
+  slot->max_bytes_ = max_bytes;
+  // Checked on every use: loading an object from a directory others can write runs their code.
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw CacheError("the Proteus cache directory " + dir + " is not a directory; set PROTEUS_CACHE_DIR");
+  if (std::string why = unsafe_reason(st); !why.empty())
+    throw CacheError("refusing the Proteus cache directory " + dir + ": it " + why +
+                     ", so objects loaded from it could run someone else's code. Fix: chmod 700 " + dir +
+                     " (as its owner), or set PROTEUS_CACHE_DIR to a private directory, or PROTEUS_USE_STORED_CACHE=0");
+  return slot.get();
+}
+
+std::string ObjectCache::path_for(const std::string& key_hex) const { return dir_ + "/" + key_hex + kSuffix; }
+
+std::optional<CachedObject> ObjectCache::load(const std::string& key_hex) {
+  std::string data;
+  struct stat st;
+  std::string path = path_for(key_hex);
+  if (!read_file(path, &data, &st) || !unsafe_reason(st).empty()) return std::nullopt;
+  Reader r{data};
+  char magic[8];
+  char key[64];
+  char checksum[32];
+  r.take(magic, 8);
+  uint32_t format = r.u32();
+  r.take(key, 64);
+  uint64_t length = r.u64();
+  r.take(checksum, 32);
+  if (!r.ok || std::memcmp(magic, kMagic, 8) != 0 || format != kFormat || key_hex.size() != 64 ||
+      std::memcmp(key, key_hex.data(), 64) != 0 || length != data.size() - r.pos)
+    return std::nullopt;
+  std::string payload = data.substr(r.pos);
+  if (sha256(payload) != std::string(checksum, 32)) return std::nullopt;
+  Reader p{payload};
+  CachedObject entry;
+  uint32_t n = p.u32();
+  for (uint32_t i = 0; i < n && p.ok; ++i) entry.functions.push_back(p.bytes(p.u32()));
+  entry.object = p.bytes(p.u64());
+  if (!p.ok || p.pos != payload.size()) return std::nullopt;
+  // LRU: a hit makes the entry young again.
+  utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
+  return entry;
+}
+
+void ObjectCache::store(const std::string& key_hex, const CachedObject& entry) {
+  Writer payload;
+  payload.u32(static_cast<uint32_t>(entry.functions.size()));
+  for (const auto& f : entry.functions) {
+    payload.u32(static_cast<uint32_t>(f.size()));
+    payload.bytes(f);
+  }
+  payload.u64(entry.object.size());
+  payload.bytes(entry.object);
+  Writer file;
+  file.bytes(std::string(kMagic, 8));
+  file.u32(kFormat);
+  file.bytes(key_hex);
+  file.u64(payload.out.size());
+  file.bytes(sha256(payload.out));
+  file.bytes(payload.out);
+
+  // Same directory, unique name, then rename: readers see the old entry, the new one, or none.
+  std::string tmp = dir_ + "/." + key_hex + ".tmp.XXXXXX";
+  int fd = mkstemp(&tmp[0]);
+  if (fd < 0) return;  // a read-only or full cache only costs speed
+  fchmod(fd, 0600);
+  size_t done = 0;
+  bool ok = true;
+  while (done < file.out.size()) {
+    ssize_t n = write(fd, file.out.data() + done, file.out.size() - done);
+    if (n <= 0) { ok = false; break; }
+    done += n;
+  }
+  ok = (close(fd) == 0) && ok;
+  if (!ok || rename(tmp.c_str(), path_for(key_hex).c_str()) != 0) {
+    unlink(tmp.c_str());
+    return;
+  }
+  evict_if_needed();
+}
+
+namespace {
+struct EntryFile {
+  std::string path;
+  uint64_t size;
+  struct timespec mtime;
+};
+
+std::vector<EntryFile> list_entries(const std::string& dir) {
+  std::vector<EntryFile> entries;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return entries;
+  while (struct dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() <= std::strlen(kSuffix) || name.compare(name.size() - std::strlen(kSuffix), std::string::npos, kSuffix))
+      continue;
+    struct stat st;
+    std::string path = dir + "/" + name;
+    if (lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) entries.push_back({path, uint64_t(st.st_size), st.st_mtim});
+  }
+  closedir(d);
+  return entries;
+}
+}  // namespace
+
+void ObjectCache::evict_if_needed() {
+  auto entries = list_entries(dir_);
+  uint64_t total = 0;
+  for (const auto& e : entries) total += e.size;
+  if (total <= max_bytes_) return;
+  std::sort(entries.begin(), entries.end(), [](const EntryFile& a, const EntryFile& b) {
+    return a.mtime.tv_sec != b.mtime.tv_sec ? a.mtime.tv_sec < b.mtime.tv_sec : a.mtime.tv_nsec < b.mtime.tv_nsec;
+  });
+  uint64_t target = max_bytes_ - max_bytes_ / 10;  // evict down to 90% so we do not evict on every store
+  for (const auto& e : entries) {
+    if (total <= target) break;
+    if (unlink(e.path.c_str()) == 0) total -= e.size;
+  }
+}
+
+CacheInfo ObjectCache::info() {
+  CacheInfo info;
+  info.enabled = true;
+  info.directory = dir_;
+  info.max_bytes = max_bytes_;
+  for (const auto& e : list_entries(dir_)) {
+    info.entries++;
+    info.bytes += e.size;
+  }
+  return info;
+}
+
+uint64_t ObjectCache::clear() {
+  uint64_t removed = 0;
+  for (const auto& e : list_entries(dir_)) removed += unlink(e.path.c_str()) == 0;
+  return removed;
+}
+
+CacheInfo cache_info() {
+  ObjectCache* cache = ObjectCache::current();
+  if (!cache) {
+    CacheInfo off;
+    off.directory = cache_directory_setting();
+    return off;
+  }
+  return cache->info();
+}
+
+uint64_t clear_cache() {
+  ObjectCache* cache = ObjectCache::current();
+  return cache ? cache->clear() : 0;
+}
+
+}  // namespace proteus

@@ -1,0 +1,45 @@
+// The persistent, cross-process object cache (DESIGN 6): compiled objects on disk, keyed by a
+// hash of everything that changes the code. Entries are written atomically (temp file + rename)
+// and verified on read (magic, format, key, length, checksum); anything else is a miss.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proteus/engine.h"
+
+namespace proteus {
+
+struct CachedObject {
+  std::string object;               // ELF relocatable object
+  std::vector<std::string> functions;  // names to link eagerly
+};
+
+class ObjectCache {
+ public:
+  // The cache this process uses now, or nullptr when PROTEUS_USE_STORED_CACHE=0. Throws
+  // CacheError if the directory is unsafe (owned by another user, writable by group/others).
+  static ObjectCache* current();
+
+  std::optional<CachedObject> load(const std::string& key_hex);
+  void store(const std::string& key_hex, const CachedObject& entry);
+  CacheInfo info();
+  uint64_t clear();
+  const std::string& directory() const { return dir_; }
+
+ private:
+  explicit ObjectCache(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}
+  std::string path_for(const std::string& key_hex) const;
+  void evict_if_needed();
+
+  std::string dir_;
+  uint64_t max_bytes_;
+};
+
+// Directory and settings from the environment (each call: tests vary them between processes).
+std::string cache_directory_setting();
+bool stored_cache_enabled();
+
+}  // namespace proteus
