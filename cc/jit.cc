@@ -1,5 +1,7 @@
 // The process-wide ORC LLJIT, one JITDylib per compiled module, the in-memory cache, call thunks.
+#include <array>
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -12,6 +14,9 @@
 #include "llvm/ExecutionEngine/Orc/ObjectLinkingLayer.h"
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
+#include "llvm/IR/Constants.h"
 #include "llvm/IR/Verifier.h"
 #include "llvm/Support/SHA256.h"
 #include "llvm/TargetParser/Host.h"
@@ -93,11 +98,14 @@ struct Jit {
 
 class JitModule : public CompiledModule {
  public:
-  JitModule() {
+  // `base`: a module whose definitions this one links against (specialised variants use the
+  // globals and helper functions of the module they were made from); kept alive by this one.
+  explicit JitModule(std::shared_ptr<JitModule> base = nullptr) : base_(std::move(base)) {
     Jit& jit = Jit::get();
     auto jd = jit.lljit->createJITDylib("proteus-module-" + std::to_string(jit.next_id++));
     if (!jd) throw CompileError("cannot create a JITDylib: " + llvm::toString(jd.takeError()));
     dylib_ = &*jd;
+    if (base_) dylib_->addToLinkOrder(*base_->dylib_, JITDylibLookupFlags::MatchExportedSymbolsOnly);
     auto& es = jit.lljit->getExecutionSession();
     SymbolMap runtime;
     runtime[es.intern("__cxa_atexit")] = {ExecutorAddr::fromPtr(&module_cxa_atexit), llvm::JITSymbolFlags::Exported};
@@ -122,7 +130,7 @@ class JitModule : public CompiledModule {
     auto& es = jit.lljit->getExecutionSession();
     SymbolLookupSet wanted;
     for (const auto& name : names) wanted.add(es.intern(name));
-    wanted.add(es.intern(kInitFunction));
+    wanted.add(es.intern(kInitFunction), SymbolLookupFlags::WeaklyReferencedSymbol);  // variants have none
     auto found = es.lookup(makeJITDylibSearchOrder(dylib_, JITDylibLookupFlags::MatchAllSymbols), std::move(wanted));
     if (!found) {
       std::string why = llvm::toString(found.takeError());
@@ -166,7 +174,11 @@ class JitModule : public CompiledModule {
 
   std::vector<std::string> function_names() const override { return function_names_; }
 
+  std::string key;      // the cache key it was compiled under
+  std::string bitcode;  // its optimised IR, for runtime specialisation
+
  private:
+  std::shared_ptr<JitModule> base_;
   JITDylib* dylib_ = nullptr;
   char dso_handle_ = 0;  // its address identifies this module to __cxa_atexit
   void (*init_)() = nullptr;
@@ -229,6 +241,10 @@ CachedObject produce_object(const CompileRequest& request) {
   for (const llvm::Function& fn : *module)
     if (!fn.isDeclaration() && !fn.hasLocalLinkage() && !fn.hasAvailableExternallyLinkage())
       entry.functions.push_back(fn.getName().str());
+  {
+    llvm::raw_string_ostream os(entry.bitcode);
+    llvm::WriteBitcodeToFile(*module, os);
+  }
   lower_static_constructors(*module);
   auto tm = host_target_machine();
   auto object = emit_object(*module, *tm);
@@ -251,9 +267,99 @@ std::shared_ptr<JitModule> build(const CompileRequest& request, const std::strin
     }
     auto jit_module = std::make_shared<JitModule>();
     jit_module->link(llvm::MemoryBuffer::getMemBufferCopy(entry->object, "proteus-object"), entry->functions);
+    jit_module->key = key;
+    jit_module->bitcode = std::move(entry->bitcode);
     result = std::move(jit_module);
   });
   return result;
+}
+
+std::string hex(const std::array<uint8_t, 32>& digest) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : digest) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+// The variant of `name` in `base`'s IR with the given arguments replaced by constants. Everything
+// else the function uses (other functions, globals) stays the base module's: the variant's module
+// declares them and links against the base. Mutable globals with internal linkage cannot be
+// shared that way, so a function using them is not specialised (CompileError).
+CachedObject produce_variant(const JitModule& base, const std::string& name, const std::string& codes,
+                             const std::vector<std::pair<unsigned, uint64_t>>& values) {
+  auto context = std::make_unique<llvm::LLVMContext>();
+  auto parsed = llvm::parseBitcodeFile(llvm::MemoryBufferRef(base.bitcode, "base"), *context);
+  if (!parsed) throw CompileError("cannot reload the module's IR: " + llvm::toString(parsed.takeError()));
+  std::unique_ptr<llvm::Module> module = std::move(*parsed);
+  llvm::Function* fn = module->getFunction(name);
+  if (!fn || fn->isDeclaration()) throw SymbolNotFound("function '" + name + "' is not defined in the module's IR");
+  if (fn->arg_size() != codes.size())
+    throw CompileError("function '" + name + "' takes " + std::to_string(fn->arg_size()) + " arguments, argtypes give " +
+                       std::to_string(codes.size()));
+  for (const auto& [index, raw] : values) {
+    llvm::Argument* arg = fn->getArg(index);
+    llvm::Type* type = arg->getType();
+    llvm::Constant* constant = nullptr;
+    if (type->isIntegerTy()) {
+      constant = llvm::ConstantInt::get(type, raw);
+    } else if (type->isFloatTy()) {
+      float f;
+      std::memcpy(&f, &raw, sizeof f);
+      constant = llvm::ConstantFP::get(type, f);
+    } else if (type->isDoubleTy()) {
+      double d;
+      std::memcpy(&d, &raw, sizeof d);
+      constant = llvm::ConstantFP::get(type, d);
+    } else {
+      throw CompileError("argument " + std::to_string(index) + " of '" + name + "' has an IR type that cannot be specialised");
+    }
+    arg->replaceAllUsesWith(constant);
+  }
+  if (auto* ctors = module->getNamedGlobal("llvm.global_ctors")) ctors->eraseFromParent();
+  if (auto* dtors = module->getNamedGlobal("llvm.global_dtors")) dtors->eraseFromParent();
+  for (llvm::Function& other : *module) {
+    if (&other == fn || other.isDeclaration() || other.hasLocalLinkage()) continue;
+    other.deleteBody();  // now a declaration, resolved in the base module
+    other.setComdat(nullptr);
+  }
+  // Drop what the variant no longer uses, then only what `fn` reaches is left to check.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (llvm::Function& f : llvm::make_early_inc_range(*module))
+      if (&f != fn && f.hasLocalLinkage() && f.use_empty()) { f.eraseFromParent(); changed = true; }
+    for (llvm::GlobalVariable& gv : llvm::make_early_inc_range(module->globals()))
+      if (gv.hasLocalLinkage() && gv.use_empty()) { gv.eraseFromParent(); changed = true; }
+  }
+  for (llvm::GlobalVariable& gv : module->globals()) {
+    if (gv.isDeclaration() || gv.getName().starts_with("llvm.")) continue;
+    if (gv.hasLocalLinkage() && !gv.isConstant())
+      throw CompileError("'" + name + "' uses the internal mutable global '" + gv.getName().str() +
+                         "', which a specialised copy could not share");
+    if (!gv.hasLocalLinkage()) {  // the base module's definition is the one
+      gv.setInitializer(nullptr);
+      gv.setLinkage(llvm::GlobalValue::ExternalLinkage);
+      gv.setComdat(nullptr);
+    }
+  }
+  for (llvm::GlobalAlias& alias : llvm::make_early_inc_range(module->aliases())) {
+    if (alias.hasLocalLinkage()) continue;
+    auto* decl = new llvm::GlobalVariable(*module, alias.getValueType(), false, llvm::GlobalValue::ExternalLinkage,
+                                          nullptr, "");
+    decl->takeName(&alias);
+    alias.replaceAllUsesWith(decl);
+    alias.eraseFromParent();
+  }
+  fn->setLinkage(llvm::GlobalValue::ExternalLinkage);
+  fn->setComdat(nullptr);
+  auto tm = host_target_machine();
+  optimize(*module, *tm, opt_level() == 0 ? 2 : opt_level());
+  CachedObject entry;
+  entry.functions.push_back(name);
+  entry.object = emit_object(*module, *tm)->getBuffer().str();
+  return entry;
 }
 
 }  // namespace
@@ -282,6 +388,42 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
   }
   memory_cache[key] = module;
   return module;
+}
+
+std::shared_ptr<CompiledModule> specialize(const std::shared_ptr<CompiledModule>& base_module, const std::string& name,
+                                           const std::string& arg_codes,
+                                           const std::vector<std::pair<unsigned, uint64_t>>& values) {
+  auto base = std::static_pointer_cast<JitModule>(base_module);  // JitModule is the only implementation
+  if (!base || base->bitcode.empty()) throw CompileError("this module cannot be specialised (no IR kept)");
+  llvm::SHA256 hash;
+  std::string header = "proteus-variant-v1|" + base->key + "|" + name + "|" + arg_codes;
+  hash.update(header);
+  for (const auto& [index, raw] : values) {
+    uint64_t pair[2] = {index, raw};
+    hash.update(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(pair), sizeof pair));
+  }
+  hash.update(std::to_string(opt_level()) + "/" + std::to_string(codegen_opt_level()));
+  std::string key = hex(hash.final());
+  compiles++;
+  ObjectCache* cache = ObjectCache::current();
+  std::optional<CachedObject> entry;
+  if (cache) {
+    entry = cache->load(key);
+    (entry ? disk_hits : disk_misses)++;
+  }
+  std::shared_ptr<JitModule> result;
+  run_with_large_stack([&] {
+    if (!entry) {
+      frontend_runs++;
+      entry = produce_variant(*base, name, arg_codes, values);
+      if (cache) cache->store(key, *entry);
+    }
+    auto variant = std::make_shared<JitModule>(base);
+    variant->link(llvm::MemoryBuffer::getMemBufferCopy(entry->object, "proteus-variant"), entry->functions);
+    variant->key = key;
+    result = std::move(variant);
+  });
+  return result;
 }
 
 CallThunk call_thunk(const std::string& signature) {

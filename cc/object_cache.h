@@ -15,6 +15,7 @@ namespace proteus {
 struct CachedObject {
   std::string object;               // ELF relocatable object
   std::vector<std::string> functions;  // names to link eagerly
+  std::string bitcode;                 // the optimised IR (for runtime specialisation); may be empty
 };
 
 class ObjectCache {

@@ -24,7 +24,7 @@ HOST = "proteus-python-backend-host-llvm22"
 # name -> (distributions to install, test files under tests/installed/)
 VENVS = {
     "shim-only": ([SHIM], ["test_shim_only.py"]),
-    "host": ([SHIM, HOST], ["test_host_backend.py", "test_bad_input.py",
+    "host": ([SHIM, HOST], ["test_host_backend.py", "test_cache.py", "test_specialize.py", "test_bad_input.py",
                             "test_threads.py", "test_coexistence.py"]),
 }
 

@@ -1,12 +1,38 @@
 // proteus.Function: argument marshalling prepared once, vectorcall, GIL released around the call.
 #include "function.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <list>
+#include <map>
 
 namespace proteus_py {
 namespace {
 
 constexpr Py_ssize_t kInlineSlots = 16;
+
+// The specialised variants of one Function: one compiled module per tuple of values of the
+// specialised arguments, least recently used evicted beyond the bound. Touched with the GIL held.
+struct Variants {
+  struct Entry {
+    std::vector<uint64_t> values;
+    std::shared_ptr<proteus::CompiledModule> module;  // shared with calls in flight
+    void* address;
+  };
+  std::shared_ptr<proteus::CompiledModule> base;
+  std::vector<unsigned> indices;
+  std::string codes;
+  size_t limit = 64;
+  bool unspecialisable = false;  // the first attempt failed: calls use the generic function
+  std::list<Entry> lru;          // most recent first
+  std::map<std::vector<uint64_t>, std::list<Entry>::iterator> by_values;
+};
+
+size_t variant_limit() {
+  const char* v = std::getenv("PROTEUS_SPECIALIZE_MAX_VARIANTS");
+  long n = v ? std::strtol(v, nullptr, 10) : 0;
+  return n > 0 ? static_cast<size_t>(n) : 64;
+}
 
 // 0: absent, 1: found (*out set), -1: error. PyObject_GetOptionalAttr is 3.13+.
 int optional_attr(PyObject* obj, PyObject* name, PyObject** out) {
@@ -29,6 +55,7 @@ struct FunctionObject {
   PyObject* owner;
   PyObject* restype;
   PyObject* argtypes;
+  Variants* variants;  // nullptr: not specialised
 };
 
 PyTypeObject FunctionType;
@@ -154,6 +181,52 @@ PyObject* box(char code, uint64_t raw) {
   return nullptr;
 }
 
+// The variant for this call's values of the specialised arguments, compiled on first use.
+bool select_variant(FunctionObject* f, const uint64_t* slots, void** address,
+                    std::shared_ptr<proteus::CompiledModule>* keep_alive) {
+  Variants& v = *f->variants;
+  std::vector<uint64_t> values;
+  for (unsigned i : v.indices) values.push_back(slots[i]);
+  auto hit = v.by_values.find(values);
+  if (hit != v.by_values.end()) {
+    v.lru.splice(v.lru.begin(), v.lru, hit->second);
+    *address = hit->second->address;
+    *keep_alive = hit->second->module;
+    return true;
+  }
+  std::vector<std::pair<unsigned, uint64_t>> constants;
+  for (size_t k = 0; k < values.size(); ++k) constants.emplace_back(v.indices[k], values[k]);
+  std::string name = PyUnicode_AsUTF8(f->name);
+  std::shared_ptr<proteus::CompiledModule> module;
+  void* variant_address = nullptr;
+  std::string failure;
+  Py_BEGIN_ALLOW_THREADS
+  try {
+    module = proteus::specialize(v.base, name, v.codes, constants);
+    variant_address = reinterpret_cast<void*>(module->address(name));
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  Py_END_ALLOW_THREADS
+  if (!module) {  // e.g. the function uses internal mutable state: run the generic code
+    v.unspecialisable = true;
+    std::string message = "proteus: cannot specialise '" + name + "', calling the generic function: " + failure;
+    return PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) == 0;
+  }
+  hit = v.by_values.find(values);  // another thread may have made it while we compiled
+  if (hit == v.by_values.end()) {
+    v.lru.push_front({values, module, variant_address});
+    v.by_values[values] = v.lru.begin();
+    while (v.lru.size() > v.limit) {
+      v.by_values.erase(v.lru.back().values);
+      v.lru.pop_back();  // its code is freed once no call in flight holds it
+    }
+  }
+  *address = variant_address;
+  *keep_alive = module;
+  return true;
+}
+
 PyObject* function_vectorcall(PyObject* self, PyObject* const* argv, size_t nargsf, PyObject* kwnames) {
   auto* f = reinterpret_cast<FunctionObject*>(self);
   Py_ssize_t n = PyVectorcall_NARGS(nargsf);
@@ -177,6 +250,8 @@ PyObject* function_vectorcall(PyObject* self, PyObject* const* argv, size_t narg
   uint64_t result = 0;
   proteus::CallThunk thunk = f->thunk;
   void* address = f->address;
+  std::shared_ptr<proteus::CompiledModule> keep_alive;
+  if (f->variants && !f->variants->unspecialisable && !select_variant(f, slots, &address, &keep_alive)) return nullptr;
   Py_BEGIN_ALLOW_THREADS
   thunk(address, slots, &result);
   Py_END_ALLOW_THREADS
@@ -191,6 +266,7 @@ void function_dealloc(PyObject* self) {
   Py_CLEAR(f->restype);
   Py_CLEAR(f->argtypes);
   PyMem_Free(f->args);
+  delete f->variants;
   PyObject_GC_Del(self);
 }
 
@@ -202,9 +278,26 @@ int function_traverse(PyObject* self, visitproc visit, void* arg) {
   return 0;
 }
 
+PyObject* specialize_list(FunctionObject* f) {
+  PyObject* list = PyList_New(0);
+  if (list && f->variants)
+    for (unsigned i : f->variants->indices) {
+      PyObject* n = PyLong_FromUnsignedLong(i);
+      PyList_Append(list, n);
+      Py_XDECREF(n);
+    }
+  return list;
+}
+
 PyObject* function_repr(PyObject* self) {
   auto* f = reinterpret_cast<FunctionObject*>(self);
-  return PyUnicode_FromFormat("<proteus.Function name=%R restype=%R argtypes=%R>", f->name, f->restype, f->argtypes);
+  if (!f->variants)
+    return PyUnicode_FromFormat("<proteus.Function name=%R restype=%R argtypes=%R>", f->name, f->restype, f->argtypes);
+  PyObject* spec = specialize_list(f);
+  PyObject* text = PyUnicode_FromFormat("<proteus.Function name=%R restype=%R argtypes=%R specialize=%R>", f->name,
+                                        f->restype, f->argtypes, spec);
+  Py_XDECREF(spec);
+  return text;
 }
 
 PyObject* get_name(PyObject* self, void*) { return Py_NewRef(reinterpret_cast<FunctionObject*>(self)->name); }
@@ -216,6 +309,11 @@ PyObject* get_address(PyObject* self, void*) {
   return PyLong_FromVoidPtr(reinterpret_cast<FunctionObject*>(self)->address);
 }
 PyObject* get_module(PyObject* self, void*) { return Py_NewRef(reinterpret_cast<FunctionObject*>(self)->owner); }
+PyObject* get_specialize(PyObject* self, void*) { return specialize_list(reinterpret_cast<FunctionObject*>(self)); }
+PyObject* get_variants(PyObject* self, void*) {
+  auto* f = reinterpret_cast<FunctionObject*>(self);
+  return PyLong_FromSize_t(f->variants ? f->variants->lru.size() : 0);
+}
 
 PyGetSetDef function_getset[] = {
     {"name", get_name, nullptr, "the symbol name", nullptr},
@@ -223,6 +321,8 @@ PyGetSetDef function_getset[] = {
     {"argtypes", get_argtypes, nullptr, "the argument types", nullptr},
     {"address", get_address, nullptr, "the function's address", nullptr},
     {"module", get_module, nullptr, "the Module this function belongs to", nullptr},
+    {"specialize", get_specialize, nullptr, "indices of the arguments folded to constants per call", nullptr},
+    {"variants", get_variants, nullptr, "how many specialised variants exist now", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -308,6 +408,14 @@ PyObject* make_function(const FunctionSpec& spec) {
   f->owner = Py_NewRef(spec.owner);
   f->restype = Py_NewRef(spec.restype);
   f->argtypes = Py_NewRef(spec.argtypes);
+  f->variants = nullptr;
+  if (!spec.specialize.empty()) {
+    f->variants = new Variants;
+    f->variants->base = spec.code;
+    f->variants->indices = spec.specialize;
+    f->variants->codes = spec.args;
+    f->variants->limit = variant_limit();
+  }
   PyObject_GC_Track(reinterpret_cast<PyObject*>(f));
   return reinterpret_cast<PyObject*>(f);
 }

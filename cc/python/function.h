@@ -4,6 +4,7 @@
 
 #include <Python.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct FunctionSpec {
   PyObject* owner;            // the Module object; kept alive by the Function
   PyObject* restype;          // the proteus.Type (or None) the user gave
   PyObject* argtypes;         // list of proteus.Type
+  // Runtime specialisation: the module's code and the argument indices folded to constants.
+  std::shared_ptr<proteus::CompiledModule> code;
+  std::vector<unsigned> specialize;
 };
 
 // Registers proteus.Function in `module`; returns false with a Python error set.

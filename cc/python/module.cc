@@ -4,6 +4,8 @@
 #include <pybind11/stl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -168,7 +170,31 @@ py::list checked_argtypes(py::handle argtypes) {
   return out;
 }
 
-py::object get_function(py::object self, const std::string& name, py::object restype, py::object argtypes) {
+// Indices of scalar arguments to fold to constants; [] when PROTEUS_SPECIALIZE_ARGS=0.
+std::vector<unsigned> checked_specialize(py::handle specialize, const std::string& codes, const char* ptr_type) {
+  std::vector<unsigned> out;
+  if (specialize.is_none()) return out;
+  if (py::isinstance<py::str>(specialize) || !py::isinstance<py::sequence>(specialize))
+    throw py::type_error("specialize must be a list of argument indices");
+  for (py::handle item : specialize) {
+    if (!py::isinstance<py::int_>(item)) throw py::type_error("specialize must be a list of argument indices");
+    long index = item.cast<long>();
+    if (index < 0 || index >= static_cast<long>(codes.size()))
+      throw py::value_error("specialize index " + std::to_string(index) + " is out of range for " +
+                            std::to_string(codes.size()) + " arguments");
+    if (codes[index] == 'p')
+      throw py::value_error("cannot specialize argument " + std::to_string(index) + ": it is a pointer (" + ptr_type +
+                            "); only scalar arguments can be specialized");
+    if (std::find(out.begin(), out.end(), static_cast<unsigned>(index)) == out.end()) out.push_back(index);
+  }
+  const char* env = std::getenv("PROTEUS_SPECIALIZE_ARGS");
+  if (env && std::string(env) == "0") out.clear();
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+py::object get_function(py::object self, const std::string& name, py::object restype, py::object argtypes,
+                        py::object specialize) {
   Module& module = self.cast<Module&>();
   if (is_gpu(module.target))
     throw py::value_error("Target is a GPU model, cannot directly run functions, use launch()");
@@ -179,6 +205,8 @@ py::object get_function(py::object self, const std::string& name, py::object res
   spec.name = name;
   spec.ret = restype.is_none() ? 'v' : restype.cast<Type&>().code;
   for (py::handle t : types) spec.args += t.cast<Type&>().code;
+  spec.specialize = checked_specialize(specialize, spec.args, "proteus.ptr");
+  spec.code = module.code;
   std::string signature = std::string(1, spec.ret) + "(" + spec.args + ")";
   {
     py::gil_scoped_release unlocked;
@@ -238,7 +266,9 @@ PYBIND11_MODULE(_proteus, m) {
            },
            py::arg("name"))
       .def("get_function", &get_function, py::arg("name"), py::arg("restype") = py::none(),
-           py::arg("argtypes") = py::list())
+           py::arg("argtypes") = py::list(), py::arg("specialize") = py::none(),
+           "A callable for a host function. specialize=[i, ...]: each call runs a variant compiled for that "
+           "call's values of those scalar arguments (one per distinct value tuple, cached).")
       .def("get_kernel",
            [](const Module& mod, const std::string&, py::object) -> py::object {
              if (!is_gpu(mod.target))

@@ -54,6 +54,14 @@ class PROTEUS_API CompiledModule {
 // result is still alive returns that same module (the in-memory cache).
 PROTEUS_API std::shared_ptr<CompiledModule> compile(const CompileRequest& request);
 
+// A variant of function `name` of `base` with the arguments at the given indices replaced by the
+// given values (raw 8-byte slots, as call thunks read them) and re-optimised; `arg_codes` is the
+// function's argument kinds (see call_thunk). Cached in memory by the caller, on disk here.
+// Throws CompileError if the function cannot be specialised.
+PROTEUS_API std::shared_ptr<CompiledModule> specialize(const std::shared_ptr<CompiledModule>& base,
+                                                       const std::string& name, const std::string& arg_codes,
+                                                       const std::vector<std::pair<unsigned, uint64_t>>& values);
+
 // How the frontend finds headers (DESIGN 6): for reports and tests.
 PROTEUS_API std::string header_search_description();
 

@@ -1,0 +1,170 @@
+"""The persistent object cache and automatic precompiled headers (DESIGN 6), across processes."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SRC = 'extern "C" int f(int x) { return x * %d; }'
+HEADERS = '#include <cmath>\n#include <vector>\nextern "C" double g(double x) { std::vector<double> v(3, x); return std::sqrt(v[0] * v[1]) + %d; }\n'
+
+CHILD = textwrap.dedent("""
+    import json, sys, proteus
+    results = []
+    for src, k in json.loads(sys.argv[1]):
+        f = proteus.compile(src).get_function("f" if "int f" in src else "g", *(
+            (proteus.i32, [proteus.i32]) if "int f" in src else (proteus.f64, [proteus.f64])))
+        results.append(f(k))
+    print(json.dumps({"results": results, "info": proteus.backend_info(), "cache": proteus.cache_info()}))
+""")
+
+
+def child(items, cache_dir, **env):
+    full = dict(os.environ, PROTEUS_CACHE_DIR=str(cache_dir), **env)
+    res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(items)], capture_output=True, text=True, env=full)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def entries(cache_dir):
+    return sorted(p for p in os.listdir(cache_dir) if p.endswith(".pobj"))
+
+
+def test_hit_in_a_fresh_process_does_no_frontend_work(tmp_path):
+    first = child([[SRC % 3, 5]], tmp_path)
+    assert first["results"] == [15] and first["info"]["frontend_runs"] >= 1
+    second = child([[SRC % 3, 5]], tmp_path)
+    assert second["results"] == [15]
+    assert second["info"]["frontend_runs"] == 0 and second["cache"]["hits"] >= 1 and second["cache"]["misses"] == 0
+    assert stat.S_IMODE(os.stat(tmp_path).st_mode) == 0o700
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "garbage"])
+def test_damaged_entries_are_recompiled_and_replaced(tmp_path, damage):
+    child([[SRC % 7, 6]], tmp_path)
+    for name in entries(tmp_path):
+        path = tmp_path / name
+        data = bytearray(path.read_bytes())
+        if damage == "flip":
+            data[-10] ^= 0xFF
+        elif damage == "truncate":
+            data = data[: len(data) // 2]
+        elif damage == "empty":
+            data = b""
+        else:
+            data = b"PROTEUSO" + os.urandom(200)
+        path.write_bytes(bytes(data))
+    again = child([[SRC % 7, 6]], tmp_path)
+    assert again["results"] == [42] and again["info"]["frontend_runs"] >= 1
+    third = child([[SRC % 7, 6]], tmp_path)
+    assert third["results"] == [42] and third["info"]["frontend_runs"] == 0
+
+
+def test_eight_processes_fifty_compiles_one_directory(tmp_path):
+    procs = []
+    for p in range(8):
+        # half shared keys (races on the same entry), half distinct per process
+        items = [[SRC % (i % 25 + 2 if i < 25 else 100 + p * 50 + i), 3] for i in range(50)]
+        env = dict(os.environ, PROTEUS_CACHE_DIR=str(tmp_path))
+        procs.append((items, subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(items)], env=env,
+                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    for items, proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        expected = [int(src.split("* ")[1].split(";")[0]) * 3 for src, _ in items]
+        assert json.loads(out)["results"] == expected
+    assert not [p for p in os.listdir(tmp_path) if ".tmp." in p]
+    # every entry is whole: a fresh process hits all of them without compiling
+    all_items = [[SRC % (i % 25 + 2), 1] for i in range(25)]
+    check = child(all_items, tmp_path)
+    assert check["info"]["frontend_runs"] == 0 and check["cache"]["misses"] == 0
+
+
+def test_foreign_writable_directory_is_refused(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    res = subprocess.run([sys.executable, "-c", "import proteus; proteus.compile('int x;')"], capture_output=True,
+                         text=True, env=dict(os.environ, PROTEUS_CACHE_DIR=str(shared)))
+    assert res.returncode != 0
+    assert "PermissionError" in res.stderr and str(shared) in res.stderr and "chmod 700" in res.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_directory_owned_by_another_user_is_refused(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir(mode=0o700)
+    os.chown(other, 65534, 65534)
+    res = subprocess.run([sys.executable, "-c", "import proteus; proteus.compile('int x;')"], capture_output=True,
+                         text=True, env=dict(os.environ, PROTEUS_CACHE_DIR=str(other)))
+    assert res.returncode != 0 and "owned by uid 65534" in res.stderr
+
+
+def test_disabled_cache_writes_nothing(tmp_path):
+    target = tmp_path / "never"
+    out = child([[SRC % 9, 2], [HEADERS % 1, 4.0]], target, PROTEUS_USE_STORED_CACHE="0")
+    assert out["results"] == [18, 5.0] and out["cache"]["enabled"] is False
+    assert not target.exists()
+
+
+def test_size_bound_evicts_least_recently_used(tmp_path):
+    bound = 6000
+    out = child([[SRC % (i + 300), 1] for i in range(30)], tmp_path, PROTEUS_CACHE_MAX_BYTES=str(bound))
+    assert out["results"] == [i + 300 for i in range(30)]
+    total = sum(os.path.getsize(tmp_path / n) for n in entries(tmp_path))
+    assert 0 < total <= bound and len(entries(tmp_path)) < 30
+
+
+def test_cache_info_and_clear(tmp_path):
+    code = textwrap.dedent("""
+        import proteus
+        proteus.compile('extern "C" int a() { return 1; }')
+        info = proteus.cache_info()
+        print(info["dir"], info["entries"] > 0, info["bytes"] > 0, proteus.clear_cache() > 0, proteus.cache_info()["entries"])
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PROTEUS_CACHE_DIR=str(tmp_path)))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [str(tmp_path), "True", "True", "True", "0"]
+
+
+def test_precompiled_header_is_built_once_and_reused(tmp_path):
+    first = child([[HEADERS % 1, 4.0]], tmp_path)
+    assert first["results"] == [5.0] and first["info"]["pch_builds"] == 1 and first["info"]["pch_uses"] == 1
+    second = child([[HEADERS % 2, 4.0]], tmp_path)  # different source, same include prefix
+    assert second["results"] == [6.0] and second["info"]["pch_builds"] == 0 and second["info"]["pch_uses"] == 1
+    assert len(os.listdir(tmp_path / "pch")) == 1
+
+
+def test_precompiled_header_keeps_diagnostics(tmp_path):
+    bad = '#include <vector>\nextern "C" int h() {\n  return undefined_name;\n}\n'
+    code = ("import proteus\ntry:\n    proteus.compile(%r)\nexcept proteus.CompileError as e:\n    print(e)" % bad)
+    outs = []
+    for use_pch in ("1", "0"):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=dict(os.environ, PROTEUS_CACHE_DIR=str(tmp_path), PROTEUS_USE_PCH=use_pch))
+        outs.append(res.stdout)
+    assert "source.cpp:3:10" in outs[0] and outs[0] == outs[1]
+
+
+def test_stale_precompiled_header_is_rebuilt(tmp_path):
+    inc = tmp_path / "inc"
+    (inc / "sys").mkdir(parents=True)
+    header = inc / "sys" / "mine.h"
+    header.write_text("inline int base() { return 1; }\n")
+    src = '#include <sys/mine.h>\nextern "C" int f(int x) { return base() + x; } // %d'
+    env = {"PROTEUS_CACHE_DIR": str(tmp_path / "cache")}
+    item = lambda k: [[src % k, 10]]
+    code_env = dict(os.environ, **env)
+    run = lambda k: json.loads(subprocess.run([sys.executable, "-c", CHILD.replace(
+        "proteus.compile(src)", "proteus.compile(src, extra_args=['-isystem', %r])" % str(inc)), json.dumps(item(k))],
+        capture_output=True, text=True, env=code_env, check=True).stdout)
+    assert run(1)["results"] == [11]
+    header.write_text("inline int base() { return 100; }\n")
+    os.utime(header, (os.stat(header).st_atime + 10, os.stat(header).st_mtime + 10))
+    out = run(2)
+    assert out["results"] == [110] and out["info"]["pch_builds"] == 1

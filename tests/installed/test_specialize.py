@@ -1,0 +1,120 @@
+"""Runtime specialization: get_function(..., specialize=[i, ...]) (DESIGN 4)."""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import proteus
+
+SRC = r'''
+extern "C" void batched_matmul(const float* a, const float* b, float* c, int batch, int n) {
+  for (int p = 0; p < batch; ++p) {
+    const float* A = a + p * n * n; const float* B = b + p * n * n; float* C = c + p * n * n;
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) { float s = 0; for (int k = 0; k < n; ++k) s += A[i*n+k] * B[k*n+j]; C[i*n+j] = s; }
+  }
+}
+int total = 0;
+extern "C" int accumulate(int x, int scale) { total += x * scale; return total; }
+static int hidden_calls = 0;
+extern "C" int counted(int x) { return x + ++hidden_calls; }
+extern "C" double affine(double x, double a, float b, long c) { return a * x + b + c; }
+'''
+ARGS = [proteus.ptr, proteus.ptr, proteus.ptr, proteus.i32, proteus.i32]
+
+
+@pytest.fixture(scope="module")
+def mod():
+    return proteus.compile(SRC)
+
+
+def test_results_identical_to_generic(mod):
+    gen = mod.get_function("batched_matmul", None, ARGS)
+    spec = mod.get_function("batched_matmul", None, ARGS, specialize=[4])
+    assert spec.specialize == [4] and spec.variants == 0
+    assert repr(spec).endswith("specialize=[4]>")
+    rng = np.random.default_rng(1)
+    for n in (2, 3, 5):
+        a, b = rng.random((7, n, n), dtype=np.float32), rng.random((7, n, n), dtype=np.float32)
+        c1, c2 = np.zeros_like(a), np.zeros_like(a)
+        gen(a, b, c1, 7, n)
+        spec(a, b, c2, 7, n)
+        assert np.array_equal(c1, c2)
+    assert spec.variants == 3  # one per distinct n
+    spec(a, b, c2, 7, 5)
+    assert spec.variants == 3
+
+
+def test_float_and_several_arguments(mod):
+    gen = mod.get_function("affine", proteus.f64, [proteus.f64, proteus.f64, proteus.f32, proteus.i64])
+    spec = mod.get_function("affine", proteus.f64, [proteus.f64, proteus.f64, proteus.f32, proteus.i64],
+                            specialize=[1, 2, 3])
+    for args in [(1.5, 2.0, 0.25, 3), (-2.0, 0.5, -1.5, -7), (1.5, 2.0, 0.25, 3)]:
+        assert spec(*args) == gen(*args)
+    assert spec.variants == 2
+
+
+def test_variants_share_the_modules_globals(mod):
+    spec = mod.get_function("accumulate", proteus.i32, [proteus.i32, proteus.i32], specialize=[1])
+    gen = mod.get_function("accumulate", proteus.i32, [proteus.i32, proteus.i32])
+    start = gen(0, 1)
+    assert spec(1, 10) == start + 10
+    assert gen(1, 1) == start + 11
+    assert spec(2, 3) == start + 17
+
+
+def test_internal_state_falls_back_to_generic_with_a_warning(mod):
+    spec = mod.get_function("counted", proteus.i32, [proteus.i32], specialize=[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first, second = spec(10), spec(10)
+    assert second == first + 1  # the one generic counter, not a copy
+    assert any("cannot specialise 'counted'" in str(w.message) for w in caught)
+
+
+def test_validation(mod):
+    with pytest.raises(ValueError, match="cannot specialize argument 0: it is a pointer"):
+        mod.get_function("batched_matmul", None, ARGS, specialize=[0])
+    with pytest.raises(ValueError, match="specialize index 9 is out of range for 5 arguments"):
+        mod.get_function("batched_matmul", None, ARGS, specialize=[9])
+    with pytest.raises(TypeError, match="specialize must be a list of argument indices"):
+        mod.get_function("batched_matmul", None, ARGS, specialize="4")
+
+
+def test_variant_count_is_bounded():
+    code = ("import proteus\n"
+            "m = proteus.compile('extern \"C\" int f(int x) { return x * 2; }')\n"
+            "f = m.get_function('f', proteus.i32, [proteus.i32], specialize=[0])\n"
+            "assert all(f(i) == 2 * i for i in range(40))\n"
+            "print(f.variants)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PROTEUS_SPECIALIZE_MAX_VARIANTS="8", PROTEUS_USE_STORED_CACHE="0"))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "8"
+
+
+def test_specialization_can_be_turned_off():
+    code = ("import proteus\n"
+            "m = proteus.compile('extern \"C\" int f(int x) { return x * 2; }')\n"
+            "f = m.get_function('f', proteus.i32, [proteus.i32], specialize=[0])\n"
+            "print(f(4), f.specialize, f.variants)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PROTEUS_SPECIALIZE_ARGS="0"))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["8", "[]", "0"]
+
+
+def test_variants_come_from_the_persistent_cache(tmp_path):
+    code = ("import proteus\n"
+            "m = proteus.compile('extern \"C\" int f(int x, int k) { int s = 0; for (int i = 0; i < k; ++i) s += x; return s; }')\n"
+            "f = m.get_function('f', proteus.i32, [proteus.i32, proteus.i32], specialize=[1])\n"
+            "print(f(3, 5), proteus.backend_info()['frontend_runs'])")
+    env = dict(os.environ, PROTEUS_CACHE_DIR=str(tmp_path))
+    outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env) for _ in range(2)]
+    assert all(o.returncode == 0 for o in outs), outs[0].stderr + outs[1].stderr
+    assert outs[0].stdout.split()[0] == "15" and int(outs[0].stdout.split()[1]) >= 2
+    assert outs[1].stdout.split() == ["15", "0"]
