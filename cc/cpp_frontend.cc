@@ -247,7 +247,8 @@ std::string precompiled_header(const std::vector<std::string>& flags, const std:
   std::string tmp = path + ".tmp." + std::to_string(getpid()) + "." +
                     std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
   std::vector<std::string> args = flags;
-  args.insert(args.end(), {"-x", "c++-header", "-o", tmp, "proteus-pch-prefix.h"});
+  // Instantiate what the headers themselves use while building the PCH, not in every compile.
+  args.insert(args.end(), {"-fpch-instantiate-templates", "-x", "c++-header", "-o", tmp, "proteus-pch-prefix.h"});
   std::string ignored;
   llvm::raw_string_ostream diag_stream(ignored);
   auto invocation = make_invocation(args, diag_stream, prefix);
