@@ -187,17 +187,6 @@ bool pch_enabled() {
   return !(v && std::string(v) == "0") && stored_cache_enabled();
 }
 
-std::string hex_sha256(const std::string& data) {
-  auto digest = llvm::SHA256::hash(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : digest) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
-}
-
 std::shared_ptr<clang::CompilerInvocation> make_invocation(const std::vector<std::string>& args,
                                                            llvm::raw_ostream& diag_stream, const std::string& what) {
   std::vector<const char*> argv;
@@ -240,7 +229,7 @@ std::string precompiled_header(const std::vector<std::string>& flags, const std:
   for (const auto& f : flags) key_text += '\0' + f;
   std::string dir = cache->directory() + "/pch";
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return "";
-  std::string path = dir + "/" + hex_sha256(key_text) + ".pch";
+  std::string path = dir + "/" + sha256_hex(key_text) + ".pch";
   struct stat st;
   if (!rebuild && stat(path.c_str(), &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & 022)) return path;
 

@@ -212,14 +212,7 @@ std::string cache_key(const CompileRequest& request) {
   for (const auto& a : request.extra_args) field(a);
   field(std::to_string(opt_level()) + "/" + std::to_string(codegen_opt_level()) + "/" + (request.verify ? "v" : ""));
   if (request.frontend == "cpp") field(header_search_description());
-  auto digest = hash.final();
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : digest) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
+  return hex_digest(hash.final());
 }
 
 std::mutex cache_mutex;
@@ -229,7 +222,6 @@ std::unordered_map<std::string, std::weak_ptr<CompiledModule>> memory_cache;
 CachedObject produce_object(const CompileRequest& request) {
   Jit::get();
   auto context = std::make_unique<llvm::LLVMContext>();
-  frontend_runs++;
   std::unique_ptr<llvm::Module> module =
       request.frontend == "cpp" ? compile_cpp(request, *context) : parse_ir(request, *context);
   if (request.verify) {
@@ -252,7 +244,10 @@ CachedObject produce_object(const CompileRequest& request) {
   return entry;
 }
 
-std::shared_ptr<JitModule> build(const CompileRequest& request, const std::string& key) {
+// The module for `key`: its object from the persistent cache, or from `produce` (then stored),
+// linked into a new JITDylib (linking against `base`, if given).
+std::shared_ptr<JitModule> load_or_produce(const std::string& key, const std::function<CachedObject()>& produce,
+                                           std::shared_ptr<JitModule> base = nullptr) {
   ObjectCache* cache = ObjectCache::current();  // throws CacheError for an unsafe directory
   std::optional<CachedObject> entry;
   if (cache) {
@@ -262,26 +257,17 @@ std::shared_ptr<JitModule> build(const CompileRequest& request, const std::strin
   std::shared_ptr<JitModule> result;
   run_with_large_stack([&] {
     if (!entry) {
-      entry = produce_object(request);
+      frontend_runs++;
+      entry = produce();
       if (cache) cache->store(key, *entry);
     }
-    auto jit_module = std::make_shared<JitModule>();
+    auto jit_module = std::make_shared<JitModule>(base);
     jit_module->link(llvm::MemoryBuffer::getMemBufferCopy(entry->object, "proteus-object"), entry->functions);
     jit_module->key = key;
     jit_module->bitcode = std::move(entry->bitcode);
     result = std::move(jit_module);
   });
   return result;
-}
-
-std::string hex(const std::array<uint8_t, 32>& digest) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : digest) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
-  }
-  return out;
 }
 
 // The variant of `name` in `base`'s IR with the given arguments replaced by constants. Everything
@@ -380,7 +366,7 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
       }
     }
   }
-  std::shared_ptr<CompiledModule> module = build(request, key);
+  std::shared_ptr<CompiledModule> module = load_or_produce(key, [&] { return produce_object(request); });
   std::lock_guard<std::mutex> lock(cache_mutex);
   if (memory_cache.size() > 4096) {
     for (auto it = memory_cache.begin(); it != memory_cache.end();)
@@ -403,27 +389,9 @@ std::shared_ptr<CompiledModule> specialize(const std::shared_ptr<CompiledModule>
     hash.update(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(pair), sizeof pair));
   }
   hash.update(std::to_string(opt_level()) + "/" + std::to_string(codegen_opt_level()));
-  std::string key = hex(hash.final());
+  std::string key = hex_digest(hash.final());
   compiles++;
-  ObjectCache* cache = ObjectCache::current();
-  std::optional<CachedObject> entry;
-  if (cache) {
-    entry = cache->load(key);
-    (entry ? disk_hits : disk_misses)++;
-  }
-  std::shared_ptr<JitModule> result;
-  run_with_large_stack([&] {
-    if (!entry) {
-      frontend_runs++;
-      entry = produce_variant(*base, name, arg_codes, values);
-      if (cache) cache->store(key, *entry);
-    }
-    auto variant = std::make_shared<JitModule>(base);
-    variant->link(llvm::MemoryBuffer::getMemBufferCopy(entry->object, "proteus-variant"), entry->functions);
-    variant->key = key;
-    result = std::move(variant);
-  });
-  return result;
+  return load_or_produce(key, [&] { return produce_variant(*base, name, arg_codes, values); }, base);
 }
 
 CallThunk call_thunk(const std::string& signature) {

@@ -99,6 +99,20 @@ bool read_file(const std::string& path, std::string* out, struct stat* st) {
 
 }  // namespace
 
+std::string hex_digest(const std::array<uint8_t, 32>& digest) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : digest) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+std::string sha256_hex(const std::string& data) {
+  return hex_digest(llvm::SHA256::hash(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size())));
+}
+
 std::string cache_directory_setting() {
   if (const char* dir = std::getenv("PROTEUS_CACHE_DIR"); dir && *dir) return dir;
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/proteus";

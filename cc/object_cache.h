@@ -3,6 +3,7 @@
 // and verified on read (magic, format, key, length, checksum); anything else is a miss.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -38,6 +39,10 @@ class ObjectCache {
   std::string dir_;
   uint64_t max_bytes_;
 };
+
+// Lower-case hex of a SHA-256 digest, and of the SHA-256 of `data`: cache keys and file names.
+std::string hex_digest(const std::array<uint8_t, 32>& digest);
+std::string sha256_hex(const std::string& data);
 
 // Directory and settings from the environment (each call: tests vary them between processes).
 std::string cache_directory_setting();
