@@ -8,10 +8,14 @@ directory, so nothing of the source tree can be imported by accident.
 Adding a backend = one entry in VENVS.
 """
 
+import configparser
+import email.parser
 import glob
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -93,7 +97,7 @@ def test_installed(python, venv_name, tmp_path):
     workdir = tmp_path / "work"
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PROTEUS_", "RUNFILES", "TEST_"))}
-    env.update(HOME=str(tmp_path / "home"), PROTEUS_TEST_CORPUS=str(HERE / "installed" / "corpus"),
+    env.update(HOME=str(tmp_path / "home"),
                PYTHONDONTWRITEBYTECODE="1")
     cmd = [str(vpy), "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--rootdir", str(workdir)]
     cmd += [str(HERE / "installed" / f) for f in files]
@@ -101,3 +105,63 @@ def test_installed(python, venv_name, tmp_path):
     print(res.stdout[-20000:])
     print(res.stderr[-5000:], file=sys.stderr)
     assert res.returncode == 0, f"tests in the {venv_name} venv ({python}) failed:\n{res.stdout[-8000:]}\n{res.stderr[-3000:]}"
+
+
+def runfile(path: str) -> Path:
+    hits = glob.glob(str(runfiles_root() / "**" / path), recursive=True)
+    assert hits, f"{path} is missing from the runfiles"
+    return Path(hits[0])
+
+
+def test_pip_install_from_the_generated_index(tmp_path):
+    """tools/make_index.py over the built wheels; pip resolves the backend and the shim from it."""
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    for by_tag in built_wheels().values():
+        for wheel in by_tag.values():
+            shutil.copy(wheel, dist)
+    index = tmp_path / "index"
+    run([sys.executable, str(runfile("tools/make_index.py")), str(dist), str(index)])
+    test_page = (index / "test" / "proteus-python-backend-host-llvm22" / "index.html").read_text()
+    assert "#sha256=" in test_page and 'data-requires-python="&gt;=3.10"' in test_page
+    released = (index / "simple" / "index.html").read_text()
+    assert ("proteus-python-backend-host-llvm22" in released) == (".dev" not in test_page and "rc" not in test_page)
+    venv = tmp_path / "venv"
+    run([pythons()[0], "-m", "venv", str(venv)])
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_CONFIG_FILE=os.devnull)
+    env.pop("PYTHONPATH", None)
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--pre", "--index-url", (index / "test").as_uri(),
+         "proteus-python-backend-host-llvm22"], env=env)
+    code = ("import proteus; print(proteus.compile('extern \"C\" int plus1(int x) { return x + 1; }')"
+            ".get_function('plus1', restype=proteus.i32, argtypes=[proteus.i32])(41))")
+    assert run([str(venv / "bin" / "python"), "-c", code], env=env, cwd=tmp_path).stdout.strip() == "42"
+
+
+def test_sdist_rebuilds_the_shim_wheel(tmp_path):
+    """pip builds a wheel from //proteus:sdist (setuptools, offline) with the same files and metadata."""
+    sdist = runfile("proteus/proteus_python-*.tar.gz")
+    ours = built_wheels()["proteus-python"]["py3"]
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_CONFIG_FILE=os.devnull)
+    env.pop("PYTHONPATH", None)
+    out = tmp_path / "rebuilt"
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-cache-dir", "--no-deps", "--no-index", "--find-links", wheelhouse(),
+         "-w", str(out), str(sdist)], env=env)
+    (rebuilt,) = list(out.glob("*.whl"))
+    assert rebuilt.name == os.path.basename(ours)
+
+    def contents(path):
+        with zipfile.ZipFile(path) as zf:
+            files = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/") and ".dist-info/" not in n}
+            meta = email.parser.Parser().parsestr(
+                zf.read(next(n for n in zf.namelist() if n.endswith("METADATA"))).decode())
+            eps = zf.read(next(n for n in zf.namelist() if n.endswith("entry_points.txt"))).decode()
+        fields = {k: sorted(meta.get_all(k) or []) for k in ("Name", "Version", "Requires-Python", "Requires-Dist")}
+        return files, fields, configparser_sections(eps)
+
+    assert contents(rebuilt) == contents(ours)
+
+
+def configparser_sections(text: str) -> dict:
+    parser = configparser.ConfigParser()
+    parser.read_string(text)
+    return {s: dict(parser[s]) for s in parser.sections()}

@@ -10,7 +10,7 @@ load("//tools:python_tool.bzl", "PYTHON_TOOL_ATTRS", "run_python_tool")
 
 WheelInfo = provider(
     doc = "A built wheel.",
-    fields = ["distribution", "version", "wheel"],
+    fields = ["distribution", "version", "wheel", "spec", "inputs"],
 )
 
 def wheel_file_name(distribution, version, python_tag, abi, platform):
@@ -71,7 +71,7 @@ def _py_wheel_dist_impl(ctx):
     )
     return [
         DefaultInfo(files = depset([out])),
-        WheelInfo(distribution = ctx.attr.distribution, version = version, wheel = out),
+        WheelInfo(distribution = ctx.attr.distribution, version = version, wheel = out, spec = spec, inputs = inputs),
     ]
 
 py_wheel_dist = rule(
@@ -95,5 +95,30 @@ py_wheel_dist = rule(
             doc = "target -> 'DIR' (files go to DIR/basename) or 'DIR=PREFIX' (paths below PREFIX are kept)",
         ),
         "_builder": attr.label(default = "//tools:build_wheel.py", allow_single_file = True),
+    }),
+)
+
+def _py_sdist_impl(ctx):
+    info = ctx.attr.wheel[WheelInfo]
+    name = info.distribution.lower().replace("-", "_").replace(".", "_")
+    out = ctx.actions.declare_file("%s-%s.tar.gz" % (name, info.version))
+    run_python_tool(
+        ctx,
+        script = ctx.file._builder,
+        arguments = [info.spec.path, out.path],
+        inputs = info.inputs + [info.spec, ctx.file._wheel_builder],
+        outputs = [out],
+        mnemonic = "PySdist",
+        progress_message = "Assembling sdist %s" % out.basename,
+    )
+    return [DefaultInfo(files = depset([out]))]
+
+py_sdist = rule(
+    implementation = _py_sdist_impl,
+    doc = "The sdist of a pure-Python py_wheel_dist: same spec, pyproject.toml for setuptools.",
+    attrs = dict(PYTHON_TOOL_ATTRS, **{
+        "wheel": attr.label(mandatory = True, providers = [WheelInfo]),
+        "_builder": attr.label(default = "//tools:build_sdist.py", allow_single_file = True),
+        "_wheel_builder": attr.label(default = "//tools:build_wheel.py", allow_single_file = True),
     }),
 )
