@@ -8,16 +8,25 @@ load("@rules_cc//cc:defs.bzl", "cc_binary")
 load("//tools:repair.bzl", "repaired_wheel")
 load("//tools:wheel.bzl", "py_wheel_dist")
 
-# The manylinux policy the wheels reach on the build machine (Debian 12: glibc 2.36, GCC 12's
-# libstdc++); `auditwheel show` in //tests:wheel_hygiene reports it.
+# The platform tag the wheels reach: on Linux the manylinux policy of the build machine (Debian 12:
+# glibc 2.36, GCC 12's libstdc++; `auditwheel show` in //tests:wheel_hygiene checks it), on macOS
+# arm64 (--config=macos, not built or tested here) the delocated macosx tag.
 MANYLINUX_POLICY = "manylinux_2_36_x86_64"
+MACOS_POLICY = "macosx_14_0_arm64"
+
+def _by_platform(linux, macos):
+    return select({"@platforms//os:macos": macos, "//conditions:default": linux})
 
 def _manifest_impl(ctx):
     out = ctx.actions.declare_file("manifest.json")
-    ctx.actions.write(out, json.encode_indent(json.decode(ctx.attr.spec), indent = "  ") + "\n")
+    spec = dict(json.decode(ctx.attr.spec), platform = ctx.attr.platform)
+    ctx.actions.write(out, json.encode_indent(spec, indent = "  ") + "\n")
     return [DefaultInfo(files = depset([out]))]
 
-_manifest = rule(implementation = _manifest_impl, attrs = {"spec": attr.string(mandatory = True)})
+_manifest = rule(
+    implementation = _manifest_impl,
+    attrs = {"spec": attr.string(mandatory = True), "platform": attr.string(mandatory = True)},
+)
 
 def proteus_backend(
         kind,
@@ -43,10 +52,10 @@ def proteus_backend(
             "llvm_major": LLVM_MAJOR,
             "cuda_major": cuda_major,
             "rocm_version": rocm_version,
-            "platform": MANYLINUX_POLICY,
             "priority": priority,
             "runtime_probe": runtime_probe,
         }),
+        platform = _by_platform(MANYLINUX_POLICY, MACOS_POLICY),
     )
     native.genrule(
         name = "package_init",
@@ -75,7 +84,7 @@ def proteus_backend(
             distribution = distribution,
             python_tag = tag,
             abi = tag,
-            platform = "linux_x86_64",
+            platform = _by_platform("linux_x86_64", "macosx_14_0_arm64"),
             summary = summary,
             description_file = "//:README.md",
             requires = ["proteus-python==" + VERSION],
@@ -92,7 +101,8 @@ def proteus_backend(
         repaired_wheel(
             name = "wheel_" + tag,
             wheel = ":raw_wheel_" + tag,
-            policy = MANYLINUX_POLICY,
+            policy = _by_platform(MANYLINUX_POLICY, MACOS_POLICY),
+            tool = _by_platform("auditwheel", "delocate"),
             exclude = exclude_libs,
         )
         wheels.append(":wheel_" + tag)

@@ -1,5 +1,6 @@
 """The project's toolchain repositories: one list, used by WORKSPACE.bazel and MODULE.bazel alike."""
 
+load("//toolchains:actionlint.bzl", "actionlint_repository")
 load("//toolchains:llvm.bzl", "llvm_repository")
 load("//toolchains:python.bzl", "python_repository")
 load("//toolchains:version.bzl", "version_repository")
@@ -8,3 +9,4 @@ def proteus_toolchains():
     python_repository(name = "proteus_py")
     llvm_repository(name = "llvm")
     version_repository(name = "proteus_version")
+    actionlint_repository(name = "actionlint")

@@ -1,4 +1,4 @@
-"""`repaired_wheel`: auditwheel repair as its own, cacheable Bazel action.
+"""`repaired_wheel`: auditwheel repair (Linux) or delocate (macOS) as its own, cacheable Bazel action.
 
 Inputs are the raw wheel and the policy (the manylinux tag to reach); the output name is known at
 analysis time because the tag is. The action searches no library path of the machine for
@@ -15,7 +15,7 @@ def _repaired_wheel_impl(ctx):
     stem = raw.wheel.basename[:-len(".whl")]
     parts = stem.split("-")
     out = ctx.actions.declare_file("-".join(parts[:-1] + [ctx.attr.policy]) + ".whl")
-    args = [raw.wheel.path, out.path, ctx.attr.policy] + ["--exclude=" + e for e in ctx.attr.exclude]
+    args = [ctx.attr.tool, raw.wheel.path, out.path, ctx.attr.policy] + ["--exclude=" + e for e in ctx.attr.exclude]
     run_python_tool(
         ctx,
         script = ctx.file._repair,
@@ -23,7 +23,7 @@ def _repaired_wheel_impl(ctx):
         inputs = [raw.wheel],
         outputs = [out],
         mnemonic = "AuditwheelRepair",
-        progress_message = "auditwheel repair %s -> %s" % (raw.wheel.basename, ctx.attr.policy),
+        progress_message = "%s %s -> %s" % (ctx.attr.tool, raw.wheel.basename, ctx.attr.policy),
     )
     return [
         DefaultInfo(files = depset([out])),
@@ -35,6 +35,7 @@ repaired_wheel = rule(
     attrs = dict(PYTHON_TOOL_ATTRS, **{
         "wheel": attr.label(mandatory = True, providers = [WheelInfo]),
         "policy": attr.string(mandatory = True, doc = "the platform tag to reach, e.g. manylinux_2_36_x86_64"),
+        "tool": attr.string(default = "auditwheel", values = ["auditwheel", "delocate"]),
         "exclude": attr.string_list(doc = "sonames never vendored (GPU drivers)"),
         "_repair": attr.label(default = "//tools:repair_wheel.py", allow_single_file = True),
     }),
