@@ -1,26 +1,35 @@
 #!/usr/bin/env bash
-# Builds the given targets in this checkout's output base and in a fresh one, then compares the
-# sha256 of every wheel they produce. Usage: tools/check_reproducible.sh TARGET...
+# Reproducibility: builds the given targets (default //:dists) in this checkout and again in a
+# copy of it at another path with a fresh output base and no disk cache, then compares the sha256
+# of every wheel and sdist. Usage: tools/check_reproducible.sh [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets=("${@:-//:wheels}")
+targets=("${@:-//:dists}")
 other="$(mktemp -d /tmp/proteus-repro.XXXXXX)"
-trap './tools/bazel --output_base="$other/base" shutdown >/dev/null 2>&1 || true; rm -rf "$other"' EXIT
+cleanup() {
+  (cd "$other/checkout" 2>/dev/null && ./tools/bazel --output_base="$other/base" shutdown >/dev/null 2>&1) || true
+  rm -rf "$other"
+}
+trap cleanup EXIT
 
-wheel_sums() {  # $1: bazel startup option(s), $2: symlink prefix; prints "sha256  name" per wheel
-  ./tools/bazel $1 build --symlink_prefix="$2" --show_result=1000 --disk_cache= "${targets[@]}" 2>&1 |
-    sed -n 's|^  \(.*\.whl\)$|\1|p' |
-    while read -r f; do sha256sum "$f"; done |
+# The same tree (tracked files as they are now), somewhere else.
+mkdir "$other/checkout"
+git ls-files -z | xargs -0 cp --parents -t "$other/checkout"
+
+dist_sums() {  # $1: checkout, $2: bazel startup options; prints "sha256  name" per output
+  (cd "$1" && ./tools/bazel $2 build --disk_cache= --show_result=1000 "${targets[@]}" 2>&1) |
+    grep -E '^  .*\.(whl|tar\.gz)$' | sed 's/^  //' | grep -v -- '-linux_x86_64\.whl$' |
+    while read -r f; do (cd "$1" && sha256sum "$f"); done |
     awk '{ n = split($2, p, "/"); print $1 "  " p[n] }' | sort -k2
 }
 
-first="$(wheel_sums "" "bazel-")"
-second="$(wheel_sums "--output_base=$other/base" "$other/")"
+first="$(dist_sums "$PWD" "")"
+second="$(dist_sums "$other/checkout" "--output_base=$other/base")"
 echo "$first"
-[[ -n "$first" ]] || { echo "no wheels found among the outputs of ${targets[*]}" >&2; exit 1; }
+[[ -n "$first" ]] || { echo "no wheels or sdists among the outputs of ${targets[*]}" >&2; exit 1; }
 if [[ "$first" != "$second" ]]; then
-  echo "NOT reproducible: the second output base built different bytes:" >&2
+  echo "NOT reproducible: the copy at $other/checkout built different bytes:" >&2
   diff <(echo "$first") <(echo "$second") >&2 || true
   exit 1
 fi
-echo "reproducible: $(wc -l <<<"$first") wheel(s) identical across two output bases"
+echo "reproducible: $(wc -l <<<"$first") distribution(s) identical across two checkouts and output bases"
