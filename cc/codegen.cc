@@ -104,7 +104,7 @@ std::unique_ptr<llvm::TargetMachine> host_target_machine() {
   return tm;
 }
 
-std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context) {
+std::unique_ptr<llvm::Module> parse_ir_text(const CompileRequest& request, llvm::LLVMContext& context) {
   llvm::SMDiagnostic diag;
   auto buffer = llvm::MemoryBuffer::getMemBuffer(request.source, request.source_name, /*RequiresNull=*/false);
   std::unique_ptr<llvm::Module> module = llvm::parseIR(buffer->getMemBufferRef(), diag, context);
@@ -117,6 +117,11 @@ std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVM
   std::string problems;
   llvm::raw_string_ostream os(problems);
   if (llvm::verifyModule(*module, &os)) throw CompileError("invalid LLVM IR in " + request.source_name + ":\n" + problems);
+  return module;
+}
+
+std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context) {
+  std::unique_ptr<llvm::Module> module = parse_ir_text(request, context);
   auto tm = host_target_machine();
   if (module->getTargetTriple().empty()) module->setTargetTriple(tm->getTargetTriple());
   if (module->getDataLayoutStr().empty()) module->setDataLayout(tm->createDataLayout());
@@ -147,6 +152,13 @@ void optimize(llvm::Module& module, llvm::TargetMachine& tm, int level) {
 
 void lower_static_constructors(llvm::Module& module) {
   llvm::LLVMContext& ctx = module.getContext();
+  // C++ code reaches __dso_handle PC-relatively (it is hidden in every DSO), so it must live in
+  // the module's own memory: define it here; its address identifies the module to __cxa_atexit.
+  if (auto* dso = module.getNamedGlobal("__dso_handle"); dso && dso->isDeclaration()) {
+    dso->setInitializer(llvm::Constant::getNullValue(dso->getValueType()));
+    dso->setLinkage(llvm::GlobalValue::ExternalLinkage);
+    dso->setVisibility(llvm::GlobalValue::HiddenVisibility);
+  }
   auto* init_type = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), false);
   auto* init = llvm::Function::Create(init_type, llvm::GlobalValue::ExternalLinkage, kInitFunction, module);
   llvm::IRBuilder<> builder(llvm::BasicBlock::Create(ctx, "entry", init));

@@ -153,6 +153,7 @@ HeaderSearch cached_header_search() {
 }  // namespace
 
 std::string header_search_description() { return cached_header_search().description; }
+std::string clang_resource_dir() { return cached_header_search().resource_dir; }
 
 namespace {
 
@@ -263,13 +264,14 @@ std::string precompiled_header(const std::vector<std::string>& flags, const std:
 uint64_t pch_build_count() { return pch_builds.load(); }
 uint64_t pch_use_count() { return pch_uses.load(); }
 
-std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context) {
+std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context,
+                                          const LanguageFlags& language) {
   HeaderSearch search = cached_header_search();
   std::vector<std::string> flags = {search.driver_path, "-std=c++17", "-O" + std::to_string(opt_level()),
-                                    "-march=native", "-fPIC", "-fno-color-diagnostics", "-fmessage-length=0",
-                                    "-resource-dir", search.resource_dir};
+                                    "-fno-color-diagnostics", "-fmessage-length=0", "-resource-dir", search.resource_dir};
+  flags.insert(flags.end(), language.target.begin(), language.target.end());
   flags.insert(flags.end(), request.extra_args.begin(), request.extra_args.end());
-  std::string prefix = pch_enabled() ? include_prefix(request.source) : "";
+  std::string prefix = (pch_enabled() && language.precompiled_headers) ? include_prefix(request.source) : "";
 
   // With a PCH first (if the source starts with system #includes); a PCH clang rejects is rebuilt
   // once; a source that fails either way is compiled plainly so its diagnostics are the usual ones.
@@ -278,7 +280,7 @@ std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::L
     if (attempt < 2 && pch.empty() && !prefix.empty()) attempt = 1;  // no PCH possible: go plain
     std::vector<std::string> args = flags;
     if (!pch.empty()) args.insert(args.end(), {"-include-pch", pch});
-    args.insert(args.end(), {"-x", "c++", request.source_name});
+    args.insert(args.end(), {"-x", language.language, request.source_name});
 
     std::string diagnostics;
     llvm::raw_string_ostream diag_stream(diagnostics);

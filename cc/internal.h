@@ -18,15 +18,31 @@ namespace proteus {
 int opt_level();          // PROTEUS_OPT_LEVEL, default 3
 int codegen_opt_level();  // PROTEUS_CODEGEN_OPT_LEVEL, default 3
 
-// cpp_frontend.cc: C++ source -> optimised LLVM module (clang runs -O<opt_level> itself).
-std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context);
+// cpp_frontend.cc: C++ (or CUDA) source -> optimised LLVM module (clang runs -O<opt_level> itself).
+struct LanguageFlags {
+  std::string language = "c++";  // clang -x
+  std::vector<std::string> target = {"-march=native", "-fPIC"};
+  bool precompiled_headers = true;
+};
+std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context,
+                                          const LanguageFlags& language = LanguageFlags());
+std::string clang_resource_dir();  // of the header search in use
 
 // Precompiled headers made and used by compile_cpp in this process.
 uint64_t pch_build_count();
 uint64_t pch_use_count();
 
-// ir_frontend: LLVM IR text or bitcode -> verified module for the host.
+// LLVM IR text or bitcode -> verified module (parse_ir: for the host, optimised).
+std::unique_ptr<llvm::Module> parse_ir_text(const CompileRequest& request, llvm::LLVMContext& context);
 std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context);
+
+// cuda_target.cc: target="cuda". The cache context (arch, toolkit or nvcc) that keys a CUDA
+// compile; the compile itself (cubin in `object`, PTX in `bitcode`, arch in `functions[0]`);
+// the GPU module made from its result.
+struct CachedObject;
+std::string cuda_cache_context(const CompileRequest& request);
+CachedObject produce_cuda(const CompileRequest& request);
+std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry);
 
 // codegen.cc
 std::unique_ptr<llvm::TargetMachine> host_target_machine();

@@ -109,13 +109,12 @@ class JitModule : public CompiledModule {
     auto& es = jit.lljit->getExecutionSession();
     SymbolMap runtime;
     runtime[es.intern("__cxa_atexit")] = {ExecutorAddr::fromPtr(&module_cxa_atexit), llvm::JITSymbolFlags::Exported};
-    runtime[es.intern("__dso_handle")] = {ExecutorAddr::fromPtr(&dso_handle_), llvm::JITSymbolFlags::Exported};
     if (auto err = dylib_->define(absoluteSymbols(std::move(runtime))))
       throw CompileError("cannot define the module runtime: " + llvm::toString(std::move(err)));
   }
 
   ~JitModule() override {
-    run_module_destructors(&dso_handle_);
+    if (dso_handle_) run_module_destructors(dso_handle_);
     auto& es = Jit::get().lljit->getExecutionSession();
     if (auto err = es.removeJITDylib(*dylib_)) llvm::consumeError(std::move(err));
   }
@@ -131,6 +130,7 @@ class JitModule : public CompiledModule {
     SymbolLookupSet wanted;
     for (const auto& name : names) wanted.add(es.intern(name));
     wanted.add(es.intern(kInitFunction), SymbolLookupFlags::WeaklyReferencedSymbol);  // variants have none
+    wanted.add(es.intern("__dso_handle"), SymbolLookupFlags::WeaklyReferencedSymbol);  // C++ modules define it
     auto found = es.lookup(makeJITDylibSearchOrder(dylib_, JITDylibLookupFlags::MatchAllSymbols), std::move(wanted));
     if (!found) {
       std::string why = llvm::toString(found.takeError());
@@ -141,6 +141,8 @@ class JitModule : public CompiledModule {
       std::string name((*symbol).str());
       if (name == kInitFunction)
         init_ = def.getAddress().toPtr<void (*)()>();
+      else if (name == "__dso_handle")
+        dso_handle_ = def.getAddress().toPtr<void*>();
       else
         functions_[name] = def.getAddress().getValue();
     }
@@ -180,7 +182,7 @@ class JitModule : public CompiledModule {
  private:
   std::shared_ptr<JitModule> base_;
   JITDylib* dylib_ = nullptr;
-  char dso_handle_ = 0;  // its address identifies this module to __cxa_atexit
+  void* dso_handle_ = nullptr;  // the module's __dso_handle: identifies it to __cxa_atexit
   void (*init_)() = nullptr;
   std::mutex mutex_;
   std::map<std::string, uint64_t> functions_;
@@ -206,6 +208,8 @@ std::string cache_key(const CompileRequest& request) {
   field(LLVM_VERSION_STRING);
   field(host);
   field(request.frontend);
+  field(request.target + "/" + request.compiler);
+  if (request.target == "cuda") field(cuda_cache_context(request));
   field(request.source);
   field(request.source_name);
   field(std::to_string(request.extra_args.size()));
@@ -244,30 +248,34 @@ CachedObject produce_object(const CompileRequest& request) {
   return entry;
 }
 
-// The module for `key`: its object from the persistent cache, or from `produce` (then stored),
-// linked into a new JITDylib (linking against `base`, if given).
-std::shared_ptr<JitModule> load_or_produce(const std::string& key, const std::function<CachedObject()>& produce,
-                                           std::shared_ptr<JitModule> base = nullptr) {
+// The compiled result for `key`: from the persistent cache, or from `produce` (then stored).
+CachedObject load_or_produce(const std::string& key, const std::function<CachedObject()>& produce) {
   ObjectCache* cache = ObjectCache::current();  // throws CacheError for an unsafe directory
-  std::optional<CachedObject> entry;
   if (cache) {
-    entry = cache->load(key);
-    (entry ? disk_hits : disk_misses)++;
-  }
-  std::shared_ptr<JitModule> result;
-  run_with_large_stack([&] {
-    if (!entry) {
-      frontend_runs++;
-      entry = produce();
-      if (cache) cache->store(key, *entry);
+    if (std::optional<CachedObject> entry = cache->load(key)) {
+      disk_hits++;
+      return std::move(*entry);
     }
-    auto jit_module = std::make_shared<JitModule>(base);
-    jit_module->link(llvm::MemoryBuffer::getMemBufferCopy(entry->object, "proteus-object"), entry->functions);
-    jit_module->key = key;
-    jit_module->bitcode = std::move(entry->bitcode);
-    result = std::move(jit_module);
+    disk_misses++;
+  }
+  CachedObject entry;
+  run_with_large_stack([&] {
+    frontend_runs++;
+    entry = produce();
   });
-  return result;
+  if (cache) cache->store(key, entry);
+  return entry;
+}
+
+// Links a host object into a new JITDylib (linking against `base`, if given).
+std::shared_ptr<JitModule> link_module(const std::string& key, CachedObject entry, std::shared_ptr<JitModule> base = nullptr) {
+  auto jit_module = std::make_shared<JitModule>(std::move(base));
+  run_with_large_stack([&] {  // static constructors run here
+    jit_module->link(llvm::MemoryBuffer::getMemBufferCopy(entry.object, "proteus-object"), entry.functions);
+  });
+  jit_module->key = key;
+  jit_module->bitcode = std::move(entry.bitcode);
+  return jit_module;
 }
 
 // The variant of `name` in `base`'s IR with the given arguments replaced by constants. Everything
@@ -366,7 +374,10 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
       }
     }
   }
-  std::shared_ptr<CompiledModule> module = load_or_produce(key, [&] { return produce_object(request); });
+  std::shared_ptr<CompiledModule> module =
+      request.target == "cuda"
+          ? make_device_module(load_or_produce(key, [&] { return produce_cuda(request); }))
+          : std::shared_ptr<CompiledModule>(link_module(key, load_or_produce(key, [&] { return produce_object(request); })));
   std::lock_guard<std::mutex> lock(cache_mutex);
   if (memory_cache.size() > 4096) {
     for (auto it = memory_cache.begin(); it != memory_cache.end();)
@@ -391,7 +402,7 @@ std::shared_ptr<CompiledModule> specialize(const std::shared_ptr<CompiledModule>
   hash.update(std::to_string(opt_level()) + "/" + std::to_string(codegen_opt_level()));
   std::string key = hex_digest(hash.final());
   compiles++;
-  return load_or_produce(key, [&] { return produce_variant(*base, name, arg_codes, values); }, base);
+  return link_module(key, load_or_produce(key, [&] { return produce_variant(*base, name, arg_codes, values); }), base);
 }
 
 CallThunk call_thunk(const std::string& signature) {

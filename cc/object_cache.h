@@ -14,9 +14,9 @@
 namespace proteus {
 
 struct CachedObject {
-  std::string object;               // ELF relocatable object
-  std::vector<std::string> functions;  // names to link eagerly
-  std::string bitcode;                 // the optimised IR (for runtime specialisation); may be empty
+  std::string object;                  // host: ELF relocatable object; cuda: cubin ("" = PTX only)
+  std::vector<std::string> functions;  // host: names to link eagerly; cuda: the arch
+  std::string bitcode;                 // host: optimised IR (for specialisation); cuda: PTX text
 };
 
 class ObjectCache {

@@ -24,12 +24,16 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 HERE = Path(os.path.abspath(__file__)).parent
 SHIM = "proteus-python"
 HOST = "proteus-python-backend-host-llvm22"
+CUDA = "proteus-python-backend-cuda12-llvm22"
+TEST_TOOLS = ["pytest", "numpy", "llvmlite"]
+CUDA_TOOLKIT = ["nvidia-cuda-runtime-cu12", "nvidia-cuda-nvcc-cu12", "nvidia-cuda-cccl-cu12"]  # the [toolkit] extra
 
-# name -> (distributions to install, test files under tests/installed/)
+# name -> (built distributions to install, packages from the test wheelhouse, test files under tests/installed/)
 VENVS = {
-    "shim-only": ([SHIM], ["test_shim_only.py"]),
-    "host": ([SHIM, HOST], ["test_host_backend.py", "test_cache.py", "test_specialize.py", "test_bad_input.py",
-                            "test_threads.py", "test_coexistence.py"]),
+    "shim-only": ([SHIM], TEST_TOOLS, ["test_shim_only.py"]),
+    "host": ([SHIM, HOST], TEST_TOOLS, ["test_host_backend.py", "test_cache.py", "test_specialize.py",
+                                        "test_bad_input.py", "test_threads.py", "test_coexistence.py"]),
+    "cuda": ([SHIM, HOST, CUDA], TEST_TOOLS + CUDA_TOOLKIT, ["test_cuda_backend.py"]),
 }
 
 
@@ -69,14 +73,13 @@ def run(cmd, **kw):
     return res
 
 
-def make_venv(python: str, where: Path, dists: list) -> Path:
+def make_venv(python: str, where: Path, dists: list, tools: list) -> Path:
     run([python, "-m", "venv", "--clear", str(where)])
     vpy = where / "bin" / "python"
     tag = run([str(vpy), "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"]).stdout.strip()
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT="1")
     env.pop("PYTHONPATH", None)
-    run([str(vpy), "-m", "pip", "install", "-q", "--no-index", "--find-links", wheelhouse(), "pytest", "numpy",
-         "llvmlite"], env=env)
+    run([str(vpy), "-m", "pip", "install", "-q", "--no-index", "--find-links", wheelhouse()] + tools, env=env)
     wheels = built_wheels()
     files = []
     for dist in dists:
@@ -92,8 +95,8 @@ def make_venv(python: str, where: Path, dists: list) -> Path:
 @pytest.mark.parametrize("python", pythons())
 @pytest.mark.parametrize("venv_name", list(VENVS))
 def test_installed(python, venv_name, tmp_path):
-    dists, files = VENVS[venv_name]
-    vpy = make_venv(python, tmp_path / "venv", dists)
+    dists, tools, files = VENVS[venv_name]
+    vpy = make_venv(python, tmp_path / "venv", dists, tools)
     workdir = tmp_path / "work"
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PROTEUS_", "RUNFILES", "TEST_"))}

@@ -144,10 +144,12 @@ Module compile(py::handle source, const std::string& frontend, const std::string
   if (compiler == "nvcc" && resolved != "cuda") throw py::value_error("compiler='nvcc' requires target='cuda'");
 
   proteus::CompileRequest request;
-  resolve_source(source, request, frontend == "cpp" ? "source.cpp" : "source.ll");
+  resolve_source(source, request, frontend != "cpp" ? "source.ll" : resolved == "cuda" ? "source.cu" : "source.cpp");
   request.frontend = frontend;
   request.extra_args = std::move(args);
   request.verify = verify;
+  request.target = resolved;
+  request.compiler = compiler;
   Module module;
   module.target = resolved;
   {
@@ -221,6 +223,99 @@ py::object get_function(py::object self, const std::string& name, py::object res
   return py::reinterpret_steal<py::object>(function);
 }
 
+// --- kernels (GPU targets) ---------------------------------------------------------------------
+
+struct Kernel {
+  py::object owner;  // the Module (keeps the code alive)
+  std::shared_ptr<proteus::CompiledModule> code;
+  std::string name;
+  std::string codes;  // argument kinds, as for functions
+  py::list argtypes;
+  void* function = nullptr;  // CUfunction, resolved at the first launch (needs the driver)
+};
+
+// grid/block: an int, or a tuple/list of 1 to 3 ints (missing dimensions are 1).
+void launch_dims(py::handle value, const char* what, unsigned out[3]) {
+  out[0] = out[1] = out[2] = 1;
+  if (py::isinstance<py::int_>(value)) {
+    out[0] = value.cast<unsigned>();
+    return;
+  }
+  if (!py::isinstance<py::tuple>(value) && !py::isinstance<py::list>(value))
+    throw py::type_error(std::string(what) + " must be an int or a tuple/list of 1 to 3 ints");
+  py::sequence dims = py::reinterpret_borrow<py::sequence>(value);
+  if (dims.size() < 1 || dims.size() > 3)
+    throw py::type_error(std::string(what) + " must contain between 1 and 3 dimensions");
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (!py::isinstance<py::int_>(dims[i])) throw py::type_error(std::string(what) + " must be an int or a tuple/list of 1 to 3 ints");
+    out[i] = dims[i].cast<unsigned>();
+  }
+}
+
+uint64_t device_pointer(py::handle obj) {
+  if (obj.is_none()) return 0;
+  if (py::isinstance<py::int_>(obj)) return obj.cast<uint64_t>();
+  if (py::hasattr(obj, "data_ptr")) return obj.attr("data_ptr")().cast<uint64_t>();
+  if (py::hasattr(obj, "__cuda_array_interface__")) {
+    py::dict iface = obj.attr("__cuda_array_interface__");
+    py::tuple data = iface["data"];
+    if (data.size() == 0) throw py::type_error("__cuda_array_interface__ data tuple is empty");
+    return data[0].is_none() ? 0 : data[0].cast<uint64_t>();
+  }
+  throw py::type_error("pointer argument must be an int, None, data_ptr() object, or __cuda_array_interface__ object");
+}
+
+void* stream_handle(py::handle stream) {
+  if (stream.is_none()) return nullptr;
+  if (py::isinstance<py::int_>(stream)) return reinterpret_cast<void*>(stream.cast<uintptr_t>());
+  for (const char* attr : {"ptr", "cuda_stream", "handle"})  // CuPy, torch, cuda-python streams
+    if (py::hasattr(stream, attr)) return reinterpret_cast<void*>(stream.attr(attr).cast<uintptr_t>());
+  throw py::type_error("stream must be None, an int (a CUstream), or a stream object with .ptr or .cuda_stream");
+}
+
+void launch(Kernel& k, py::handle grid, py::handle block, py::handle args, unsigned shmem, py::handle stream) {
+  unsigned g[3], b[3];
+  launch_dims(grid, "grid", g);
+  launch_dims(block, "block", b);
+  if (py::isinstance<py::str>(args) || !py::isinstance<py::sequence>(args))
+    throw py::type_error("args must be a tuple or list of kernel arguments");
+  py::sequence values = py::reinterpret_borrow<py::sequence>(args);
+  if (values.size() != k.codes.size()) throw py::type_error("kernel argument count does not match argtypes");
+  std::vector<uint64_t> slots(k.codes.size());
+  std::vector<void*> params(k.codes.size());
+  for (size_t i = 0; i < k.codes.size(); ++i) {
+    py::handle v = values[i];
+    switch (k.codes[i]) {
+      case 'p': slots[i] = device_pointer(v); break;
+      case 'f': { float f = v.cast<float>(); std::memcpy(&slots[i], &f, sizeof f); break; }
+      case 'd': { double d = v.cast<double>(); std::memcpy(&slots[i], &d, sizeof d); break; }
+      case 'I': case 'L': slots[i] = v.cast<uint64_t>(); break;
+      default: slots[i] = static_cast<uint64_t>(v.cast<int64_t>()); break;  // little-endian: low bytes first
+    }
+    params[i] = &slots[i];
+  }
+  void* s = stream_handle(stream);
+  py::gil_scoped_release unlocked;
+  try {
+    if (!k.function) k.function = k.code->kernel(k.name);
+    proteus::cuda_launch(k.function, g, b, shmem, s, params.data());
+  } catch (const proteus::SymbolNotFound& e) {
+    throw std::runtime_error(e.what());
+  }
+}
+
+py::object get_kernel(py::object self, const std::string& name, py::object argtypes) {
+  Module& module = self.cast<Module&>();
+  if (!is_gpu(module.target)) throw py::value_error("Target is the host, which has no kernels: use get_function()");
+  Kernel k;
+  k.owner = self;
+  k.code = module.code;
+  k.name = name;
+  k.argtypes = checked_argtypes(argtypes);
+  for (py::handle t : k.argtypes) k.codes += t.cast<Type&>().code;
+  return py::cast(std::move(k));
+}
+
 }  // namespace
 }  // namespace proteus_py
 
@@ -255,6 +350,16 @@ PYBIND11_MODULE(_proteus, m) {
 
   if (!add_function_type(m.ptr())) throw py::error_already_set();
 
+  py::class_<Kernel>(m, "Kernel", "A GPU kernel; launch(grid, block, args, shmem=0, stream=None).")
+      .def_property_readonly("name", [](const Kernel& k) { return k.name; })
+      .def_property_readonly("argtypes", [](const Kernel& k) { return py::list(k.argtypes); })
+      .def("launch", &launch, py::arg("grid"), py::arg("block"), py::arg("args"), py::arg("shmem") = 0,
+           py::arg("stream") = py::none())
+      .def("__repr__", [](const Kernel& k) {
+        return "<proteus.Kernel name=" + py::repr(py::str(k.name)).cast<std::string>() +
+               " restype=None argtypes=" + py::repr(k.argtypes).cast<std::string>() + ">";
+      });
+
   py::class_<Module>(m, "Module", "Compiled code; get callable functions (host) or kernels (GPU) from it.")
       .def_property_readonly("target", [](const Module& mod) { return mod.target; })
       .def_property_readonly("functions", [](const Module& mod) { return mod.code->function_names(); },
@@ -269,13 +374,23 @@ PYBIND11_MODULE(_proteus, m) {
            py::arg("argtypes") = py::list(), py::arg("specialize") = py::none(),
            "A callable for a host function. specialize=[i, ...]: each call runs a variant compiled for that "
            "call's values of those scalar arguments (one per distinct value tuple, cached).")
-      .def("get_kernel",
-           [](const Module& mod, const std::string&, py::object) -> py::object {
-             if (!is_gpu(mod.target))
-               throw py::value_error("Target is the host, which has no kernels: use get_function()");
-             throw py::value_error("this backend cannot launch GPU kernels");
-           },
-           py::arg("name"), py::arg("argtypes") = py::list())
+      .def("get_kernel", &get_kernel, py::arg("name"), py::arg("argtypes") = py::list(),
+           "A launchable kernel of a GPU module (the driver is opened at the first launch).")
+      .def_property_readonly("ptx", [](const Module& mod) -> py::object {
+        std::string ptx = mod.code->ptx();
+        if (ptx.empty()) return py::none();
+        return py::str(ptx);
+      }, "GPU modules: the PTX (None when compiled by nvcc or for the host)")
+      .def_property_readonly("cubin", [](const Module& mod) -> py::object {
+        std::string cubin = mod.code->cubin();
+        if (cubin.empty()) return py::none();
+        return py::bytes(cubin);
+      }, "GPU modules: the cubin (None if only PTX exists, e.g. without ptxas)")
+      .def_property_readonly("arch", [](const Module& mod) -> py::object {
+        std::string arch = mod.code->arch();
+        if (arch.empty()) return py::none();
+        return py::str(arch);
+      }, "GPU modules: the arch the code was compiled for (e.g. 'sm_90')")
       .def("__repr__", [](const Module& mod) {
         return "<proteus.Module target='" + mod.target + "' functions=" +
                py::repr(py::cast(mod.code->function_names())).cast<std::string>() + ">";
@@ -289,6 +404,7 @@ PYBIND11_MODULE(_proteus, m) {
     proteus::EngineStats stats = proteus::engine_stats();
     py::dict info;
     info["llvm_version"] = proteus::llvm_version();
+    if (kHasCuda) info["cuda_toolkit"] = proteus::cuda_toolkit_description();
     info["distribution"] = backend_distribution();
     info["frontend_runs"] = stats.frontend_runs;
     info["compiles"] = stats.compiles;
@@ -325,7 +441,7 @@ PYBIND11_MODULE(_proteus, m) {
   m.attr("has_cuda") = kHasCuda;
   m.attr("has_hip") = kHasHip;
   m.attr("has_mlir") = kHasMlir;
-  for (const char* name : {"Type", "Function", "Module", "CompileError", "compile", "backend_info", "cache_info",
+  for (const char* name : {"Type", "Function", "Kernel", "Module", "CompileError", "compile", "backend_info", "cache_info",
                            "clear_cache", "has_cuda",
                            "has_hip", "has_mlir"})
     all_names.append(name);

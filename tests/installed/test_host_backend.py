@@ -311,3 +311,21 @@ def test_compile_with_no_clang_on_path():
     res = run_python(code, env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("42 bundled clang resource headers"), res.stdout
+
+
+def test_static_destructors_run_when_the_module_is_freed():
+    src = r'''
+    static int* target = nullptr;
+    struct Flag { ~Flag() { if (target) *target = 99; } };
+    static Flag flag;  // registered with __cxa_atexit by its constructor
+    extern "C" void arm(int* p) { target = p; }
+    '''
+    import gc
+
+    cell = ctypes.c_int(0)
+    m = proteus.compile(src)
+    m.get_function("arm", None, [proteus.ptr])(cell)
+    assert cell.value == 0
+    del m
+    gc.collect()
+    assert cell.value == 99

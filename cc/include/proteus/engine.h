@@ -35,8 +35,10 @@ struct CompileRequest {
   std::string source;  // bytes: C++ text, LLVM IR text, or LLVM bitcode
   std::string source_name = "source.cpp";  // the file name diagnostics show
   std::string frontend = "cpp";            // "cpp" | "llvmir"
-  std::vector<std::string> extra_args;     // extra clang arguments (cpp only)
+  std::vector<std::string> extra_args;     // extra clang (or nvcc) arguments (cpp only)
   bool verify = false;                     // run the IR verifier on the generated IR
+  std::string target = "host";             // "host" | "cuda"
+  std::string compiler = "clang";          // "clang" | "nvcc" (cuda only)
 };
 
 // The compiled, linked code of one compile() call. Freed (static destructors run, memory
@@ -48,7 +50,21 @@ class PROTEUS_API CompiledModule {
   virtual uint64_t address(const std::string& name) = 0;
   // Names of the functions the module defines (sorted).
   virtual std::vector<std::string> function_names() const = 0;
+  // GPU modules: the device code (PTX text; cubin bytes, empty if only PTX exists), the arch
+  // ("sm_90"), and a kernel's driver handle (CUfunction), loading the module on first use.
+  virtual std::string ptx() const { return ""; }
+  virtual std::string cubin() const { return ""; }
+  virtual std::string arch() const { return ""; }
+  virtual void* kernel(const std::string& name) { throw SymbolNotFound("'" + name + "': not a GPU module"); }
 };
+
+// Launches a CUDA kernel (a handle from CompiledModule::kernel) on `stream` (0: the default
+// stream). `params` points to one pointer per argument, as cuLaunchKernel takes them. Throws
+// std::runtime_error with the driver's error name and text.
+PROTEUS_API void cuda_launch(void* function, const unsigned grid[3], const unsigned block[3], unsigned shmem,
+                             void* stream, void** params);
+// The CUDA toolkit the cuda target uses (root and how it was found), or why there is none.
+PROTEUS_API std::string cuda_toolkit_description();
 
 // Compiles and links for the host CPU. Thread-safe; an identical request made while an earlier
 // result is still alive returns that same module (the in-memory cache).

@@ -1,0 +1,450 @@
+// target="cuda": the CUDA 12 toolkit, device compiles (clang CUDA -> NVPTX -> PTX -> cubin, or
+// nvcc), GPU modules, and the CUDA driver, opened with dlopen when a kernel is first needed.
+#include <dirent.h>
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "internal.h"
+#include "object_cache.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetOptions.h"
+
+extern "C" {
+void LLVMInitializeNVPTXTargetInfo();
+void LLVMInitializeNVPTXTarget();
+void LLVMInitializeNVPTXTargetMC();
+void LLVMInitializeNVPTXAsmPrinter();
+}
+
+namespace proteus {
+namespace {
+
+constexpr int kCudaMajor = 12;
+constexpr const char* kDefaultArch = "sm_90";  // no PROTEUS_CUDA_ARCH and no GPU to ask
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream data;
+  data << in.rdbuf();
+  return data.str();
+}
+
+int cuda_version_of(const std::string& include_dir) {  // CUDA_VERSION in cuda.h, e.g. 12080
+  std::string header = read_text(include_dir + "/cuda.h");
+  auto at = header.find("#define CUDA_VERSION ");
+  return at == std::string::npos ? 0 : std::atoi(header.c_str() + at + 21);
+}
+
+std::string self_dir() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&self_dir), &info) == 0 || !info.dli_fname) return ".";
+  std::string path = info.dli_fname;
+  return path.substr(0, path.rfind('/'));
+}
+
+struct Toolkit {
+  std::string root;         // a CUDA install layout: bin/ include/ nvvm/libdevice
+  std::string description;  // how it was found
+};
+
+// NVIDIA's pip wheels split the toolkit (nvidia/cuda_runtime, cuda_nvcc, cuda_cccl, ...); clang
+// wants one install tree, so we lay out a private tree of symlinks to them.
+std::string toolkit_view_from_wheels(const std::string& nvidia) {
+  static std::string made;
+  if (!made.empty()) return made;
+  char templ[] = "/tmp/proteus-cuda-toolkit.XXXXXX";
+  if (!mkdtemp(templ)) throw CompileError("cannot create a directory for the CUDA toolkit view in /tmp");
+  std::string view = templ;
+  mkdir((view + "/include").c_str(), 0700);
+  symlink((nvidia + "/cuda_nvcc/bin").c_str(), (view + "/bin").c_str());
+  symlink((nvidia + "/cuda_nvcc/nvvm").c_str(), (view + "/nvvm").c_str());
+  symlink((nvidia + "/cuda_runtime/lib").c_str(), (view + "/lib64").c_str());
+  for (const char* part : {"cuda_runtime", "cuda_cccl", "cuda_nvcc", "curand"}) {
+    std::string dir = nvidia + "/" + part + "/include";
+    DIR* d = opendir(dir.c_str());
+    if (!d) continue;
+    while (struct dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      symlink((dir + "/" + e->d_name).c_str(), (view + "/include/" + e->d_name).c_str());
+    }
+    closedir(d);
+  }
+  // clang's CUDA wrapper includes curand's device header; without nvidia-curand-cu12 an empty
+  // one stands in (the curand device API is then unavailable, everything else works).
+  if (!exists(view + "/include/curand_mtgp32_kernel.h"))
+    std::ofstream(view + "/include/curand_mtgp32_kernel.h") << "// nvidia-curand-cu12 is not installed\n";
+  made = view;
+  return made;
+}
+
+Toolkit resolve_toolkit() {
+  for (const char* var : {"PROTEUS_CUDA_HOME", "CUDA_HOME", "CUDA_PATH"}) {
+    const char* value = std::getenv(var);
+    if (!value || !*value) continue;
+    std::string root = value;
+    int version = cuda_version_of(root + "/include");
+    if (version / 1000 != kCudaMajor)
+      throw CompileError(std::string(var) + "=" + root + " is " +
+                         (version ? "CUDA " + std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10)
+                                  : std::string("not a CUDA toolkit (no include/cuda.h)")) +
+                         "; this backend needs CUDA " + std::to_string(kCudaMajor) + ": point " + var +
+                         " at a CUDA 12 toolkit or unset it to use the pip-installed NVIDIA wheels");
+    return {root, std::string(var) + "=" + root};
+  }
+  // NVIDIA's CUDA 12 wheels installed beside us (pip install proteus-python-backend-cuda12-llvm22[toolkit]).
+  std::string nvidia = self_dir() + "/../nvidia";
+  if (exists(nvidia + "/cuda_runtime/include/cuda.h") && exists(nvidia + "/cuda_nvcc/nvvm/libdevice")) {
+    int version = cuda_version_of(nvidia + "/cuda_runtime/include");
+    if (version / 1000 == kCudaMajor) return {toolkit_view_from_wheels(nvidia), "pip-installed NVIDIA CUDA wheels in " + nvidia};
+  }
+  throw CompileError(
+      "no CUDA 12 toolkit found: set PROTEUS_CUDA_HOME (or CUDA_HOME / CUDA_PATH) to a CUDA 12 install, or "
+      "pip install 'proteus-python-backend-cuda12-llvm22[toolkit]' (NVIDIA's nvidia-cuda-runtime-cu12, "
+      "nvidia-cuda-nvcc-cu12 and nvidia-cuda-cccl-cu12 wheels)");
+}
+
+Toolkit cached_toolkit() {
+  static std::mutex mutex;
+  static std::map<std::string, Toolkit> cache;
+  std::string key;
+  for (const char* var : {"PROTEUS_CUDA_HOME", "CUDA_HOME", "CUDA_PATH"}) {
+    const char* v = std::getenv(var);
+    key += std::string(v ? v : "") + '\0';
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  Toolkit found = resolve_toolkit();
+  cache.emplace(key, found);
+  return found;
+}
+
+// --- the driver ------------------------------------------------------------------------------
+
+using CUresult = int;
+struct Driver {
+  void* lib = nullptr;
+  CUresult (*cuInit)(unsigned);
+  CUresult (*cuDeviceGetCount)(int*);
+  CUresult (*cuDeviceGet)(int*, int);
+  CUresult (*cuDeviceGetAttribute)(int*, int, int);
+  CUresult (*cuDevicePrimaryCtxRetain)(void**, int);
+  CUresult (*cuCtxSetCurrent)(void*);
+  CUresult (*cuModuleLoadData)(void**, const void*);
+  CUresult (*cuModuleUnload)(void*);
+  CUresult (*cuModuleGetFunction)(void**, void*, const char*);
+  CUresult (*cuLaunchKernel)(void*, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void*,
+                             void**, void**);
+  CUresult (*cuGetErrorName)(CUresult, const char**);
+  CUresult (*cuGetErrorString)(CUresult, const char**);
+  void* context = nullptr;
+};
+
+std::string driver_error(const Driver& d, CUresult code, const char* what) {
+  const char* name = nullptr;
+  const char* text = nullptr;
+  if (d.cuGetErrorName) d.cuGetErrorName(code, &name);
+  if (d.cuGetErrorString) d.cuGetErrorString(code, &text);
+  return std::string("CUDA driver: ") + what + " failed: " + (name ? name : "CUDA error " + std::to_string(code)) +
+         (text ? std::string(" (") + text + ")" : "");
+}
+
+// Opened at the first kernel use, never at import or compile (host use needs no driver).
+Driver& driver() {
+  static std::mutex mutex;
+  static Driver d;
+  static std::string failure;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (d.context) return d;
+  if (!failure.empty()) throw std::runtime_error(failure);
+  d.lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!d.lib) {
+    failure = std::string("cannot load libcuda.so.1 (the NVIDIA driver), needed to run CUDA kernels: ") + dlerror();
+    throw std::runtime_error(failure);
+  }
+  auto sym = [&](const char* name) {
+    void* p = dlsym(d.lib, name);
+    if (!p) {
+      failure = std::string("libcuda.so.1 lacks ") + name;
+      throw std::runtime_error(failure);
+    }
+    return p;
+  };
+  d.cuGetErrorName = reinterpret_cast<decltype(d.cuGetErrorName)>(sym("cuGetErrorName"));
+  d.cuGetErrorString = reinterpret_cast<decltype(d.cuGetErrorString)>(sym("cuGetErrorString"));
+  d.cuInit = reinterpret_cast<decltype(d.cuInit)>(sym("cuInit"));
+  d.cuDeviceGetCount = reinterpret_cast<decltype(d.cuDeviceGetCount)>(sym("cuDeviceGetCount"));
+  d.cuDeviceGet = reinterpret_cast<decltype(d.cuDeviceGet)>(sym("cuDeviceGet"));
+  d.cuDeviceGetAttribute = reinterpret_cast<decltype(d.cuDeviceGetAttribute)>(sym("cuDeviceGetAttribute"));
+  d.cuDevicePrimaryCtxRetain = reinterpret_cast<decltype(d.cuDevicePrimaryCtxRetain)>(sym("cuDevicePrimaryCtxRetain"));
+  d.cuCtxSetCurrent = reinterpret_cast<decltype(d.cuCtxSetCurrent)>(sym("cuCtxSetCurrent"));
+  d.cuModuleLoadData = reinterpret_cast<decltype(d.cuModuleLoadData)>(sym("cuModuleLoadData"));
+  d.cuModuleUnload = reinterpret_cast<decltype(d.cuModuleUnload)>(sym("cuModuleUnload"));
+  d.cuModuleGetFunction = reinterpret_cast<decltype(d.cuModuleGetFunction)>(sym("cuModuleGetFunction"));
+  d.cuLaunchKernel = reinterpret_cast<decltype(d.cuLaunchKernel)>(sym("cuLaunchKernel"));
+  CUresult rc = d.cuInit(0);
+  int count = 0;
+  if (rc == 0) rc = d.cuDeviceGetCount(&count);
+  if (rc != 0 || count == 0) {
+    failure = rc ? driver_error(d, rc, "cuInit/cuDeviceGetCount") : "CUDA driver: no CUDA device is present";
+    throw std::runtime_error(failure);
+  }
+  int device = 0;
+  if ((rc = d.cuDeviceGet(&device, 0)) || (rc = d.cuDevicePrimaryCtxRetain(&d.context, device))) {
+    failure = driver_error(d, rc, "cuDevicePrimaryCtxRetain (device 0)");
+    d.context = nullptr;
+    throw std::runtime_error(failure);
+  }
+  return d;
+}
+
+void make_current(Driver& d) {
+  if (CUresult rc = d.cuCtxSetCurrent(d.context)) throw std::runtime_error(driver_error(d, rc, "cuCtxSetCurrent"));
+}
+
+// PROTEUS_CUDA_ARCH, else device 0's compute capability (if a driver and GPU are here), else sm_90.
+std::string cuda_arch() {
+  if (const char* arch = std::getenv("PROTEUS_CUDA_ARCH"); arch && *arch) {
+    if (std::strncmp(arch, "sm_", 3) != 0 || !std::atoi(arch + 3))
+      throw CompileError(std::string("PROTEUS_CUDA_ARCH=") + arch + " is not a CUDA arch like sm_90");
+    return arch;
+  }
+  static std::string detected = [] {
+    try {
+      Driver& d = driver();
+      int major = 0, minor = 0;
+      d.cuDeviceGetAttribute(&major, 75, 0);  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
+      d.cuDeviceGetAttribute(&minor, 76, 0);  // ..._MINOR
+      if (major) return "sm_" + std::to_string(major) + std::to_string(minor);
+    } catch (const std::exception&) {
+    }
+    return std::string(kDefaultArch);
+  }();
+  return detected;
+}
+
+// --- GPU modules -----------------------------------------------------------------------------
+
+class DeviceModule : public CompiledModule {
+ public:
+  DeviceModule(std::string ptx, std::string cubin, std::string arch)
+      : ptx_(std::move(ptx)), cubin_(std::move(cubin)), arch_(std::move(arch)) {}
+  ~DeviceModule() override {
+    if (module_) {
+      Driver& d = driver();
+      d.cuModuleUnload(module_);
+    }
+  }
+  uint64_t address(const std::string& name) override {
+    throw SymbolNotFound("'" + name + "' is in a GPU module: GPU code has no host address; use get_kernel()");
+  }
+  std::vector<std::string> function_names() const override {
+    std::vector<std::string> names;  // .entry lines of the PTX
+    for (size_t at = ptx_.find(".entry "); at != std::string::npos; at = ptx_.find(".entry ", at + 1)) {
+      size_t start = at + 7, end = ptx_.find_first_of("( \n", start);
+      names.push_back(ptx_.substr(start, end - start));
+    }
+    return names;
+  }
+  std::string ptx() const override { return ptx_; }
+  std::string cubin() const override { return cubin_; }
+  std::string arch() const override { return arch_; }
+  void* kernel(const std::string& name) override {
+    Driver& d = driver();
+    std::lock_guard<std::mutex> lock(mutex_);
+    make_current(d);
+    if (!module_) {  // a cubin if we have one, else PTX for the driver's JIT
+      const void* image = cubin_.empty() ? static_cast<const void*>(ptx_.c_str()) : cubin_.data();
+      if (CUresult rc = d.cuModuleLoadData(&module_, image)) throw std::runtime_error(driver_error(d, rc, "cuModuleLoadData"));
+    }
+    void* function = nullptr;
+    if (CUresult rc = d.cuModuleGetFunction(&function, module_, name.c_str()))
+      throw std::runtime_error(driver_error(d, rc, ("cuModuleGetFunction('" + name + "')").c_str()));
+    return function;
+  }
+
+ private:
+  std::string ptx_, cubin_, arch_;
+  std::mutex mutex_;
+  void* module_ = nullptr;
+};
+
+// --- device compiles -------------------------------------------------------------------------
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char templ[] = "/tmp/proteus-cuda.XXXXXX";
+    if (!mkdtemp(templ)) throw CompileError("cannot create a temporary directory in /tmp");
+    path = templ;
+  }
+  ~TempDir() {
+    std::string cmd = "rm -rf '" + path + "'";
+    if (std::system(cmd.c_str())) {
+    }
+  }
+};
+
+// Runs argv; returns its exit status and combined output.
+int run(const std::vector<std::string>& argv, std::string* output) {
+  std::string cmd;
+  for (const auto& a : argv) {
+    cmd += "'";
+    for (char c : a) cmd += (c == '\'') ? std::string("'\\''") : std::string(1, c);
+    cmd += "' ";
+  }
+  cmd += "2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) output->append(buf, n);
+  int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string ptx_for(llvm::Module& module, const std::string& arch) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    LLVMInitializeNVPTXTargetInfo();
+    LLVMInitializeNVPTXTarget();
+    LLVMInitializeNVPTXTargetMC();
+    LLVMInitializeNVPTXAsmPrinter();
+  });
+  llvm::Triple triple("nvptx64-nvidia-cuda");
+  std::string error;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target) throw CompileError("no NVPTX target in this LLVM: " + error);
+  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
+      triple, arch, "", llvm::TargetOptions(), std::nullopt, std::nullopt,
+      static_cast<llvm::CodeGenOptLevel>(codegen_opt_level())));
+  if (module.getTargetTriple().empty()) module.setTargetTriple(triple);
+  if (module.getTargetTriple().getArch() != llvm::Triple::nvptx64)
+    throw CompileError("LLVM IR for target='cuda' must be NVPTX (nvptx64-nvidia-cuda), not " + module.getTargetTriple().str());
+  module.setDataLayout(tm->createDataLayout());
+  optimize(module, *tm, opt_level());
+  llvm::SmallString<0> ptx;
+  llvm::raw_svector_ostream os(ptx);
+  llvm::legacy::PassManager pm;
+  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
+    throw CompileError("the NVPTX target cannot emit PTX");
+  pm.run(module);
+  return ptx.str().str();
+}
+
+// PTX -> cubin with the toolkit's ptxas; "" when there is none (the driver then JIT-compiles PTX).
+std::string cubin_for(const std::string& ptx, const std::string& arch, const Toolkit& toolkit) {
+  std::string ptxas = toolkit.root + "/bin/ptxas";
+  if (access(ptxas.c_str(), X_OK) != 0) return "";
+  TempDir tmp;
+  std::ofstream(tmp.path + "/kernel.ptx") << ptx;
+  std::string output;
+  if (run({ptxas, "-arch=" + arch, "-O" + std::to_string(std::min(codegen_opt_level(), 3)), tmp.path + "/kernel.ptx",
+           "-o", tmp.path + "/kernel.cubin"},
+          &output) != 0)
+    throw CompileError("ptxas (" + ptxas + ") failed for " + arch + ":\n" + output);
+  return read_text(tmp.path + "/kernel.cubin");
+}
+
+std::string nvcc_binary() {
+  if (const char* bin = std::getenv("PROTEUS_NVCC_BIN"); bin && *bin) {
+    if (access(bin, X_OK) != 0) throw CompileError(std::string("PROTEUS_NVCC_BIN=") + bin + " is not an executable nvcc");
+    return bin;
+  }
+  if (const char* path = std::getenv("PATH")) {
+    std::stringstream dirs(path);
+    std::string dir;
+    while (std::getline(dirs, dir, ':'))
+      if (!dir.empty() && access((dir + "/nvcc").c_str(), X_OK) == 0) return dir + "/nvcc";
+  }
+  throw CompileError("compiler='nvcc' needs nvcc: set PROTEUS_NVCC_BIN to its path or put nvcc on PATH");
+}
+
+CachedObject compile_with_nvcc(const CompileRequest& request, const std::string& arch) {
+  TempDir tmp;
+  std::ofstream(tmp.path + "/kernel.cu") << request.source;
+  std::vector<std::string> argv = {nvcc_binary(), "-cubin", "-arch=" + arch, "-O3", "-o", tmp.path + "/kernel.cubin"};
+  argv.insert(argv.end(), request.extra_args.begin(), request.extra_args.end());
+  argv.push_back(tmp.path + "/kernel.cu");
+  std::string output;
+  if (run(argv, &output) != 0) {
+    // nvcc names the temp file; show the user's source name instead.
+    for (size_t at; (at = output.find(tmp.path + "/kernel.cu")) != std::string::npos;)
+      output.replace(at, tmp.path.size() + 10, request.source_name);
+    throw CompileError("nvcc failed:\n" + output);
+  }
+  CachedObject entry;
+  entry.object = read_text(tmp.path + "/kernel.cubin");
+  entry.functions.push_back(arch);
+  return entry;
+}
+
+}  // namespace
+
+std::string cuda_toolkit_description() {
+  try {
+    return cached_toolkit().description;
+  } catch (const CompileError& e) {
+    return std::string("none: ") + e.what();
+  }
+}
+
+std::string cuda_cache_context(const CompileRequest& request) {
+  std::string arch = cuda_arch();
+  return arch + '\0' + (request.compiler == "nvcc" ? nvcc_binary() : cached_toolkit().description);
+}
+
+// One CUDA compile: the cubin in `object`, the PTX in `bitcode`, the arch in `functions`.
+CachedObject produce_cuda(const CompileRequest& request) {
+  std::string arch = cuda_arch();
+  if (request.compiler == "nvcc") return compile_with_nvcc(request, arch);
+  Toolkit toolkit = cached_toolkit();
+  auto context = std::make_unique<llvm::LLVMContext>();
+  std::unique_ptr<llvm::Module> module;
+  if (request.frontend == "cpp") {
+    LanguageFlags cuda;
+    cuda.language = "cuda";
+    cuda.target = {"--cuda-device-only", "--cuda-gpu-arch=" + arch, "--cuda-path=" + toolkit.root};
+    cuda.precompiled_headers = false;
+    module = compile_cpp(request, *context, cuda);
+  } else {
+    module = parse_ir_text(request, *context);
+  }
+  CachedObject entry;
+  entry.bitcode = ptx_for(*module, arch);
+  entry.object = cubin_for(entry.bitcode, arch, toolkit);
+  entry.functions.push_back(arch);
+  return entry;
+}
+
+std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry) {
+  return std::make_shared<DeviceModule>(entry.bitcode, entry.object, entry.functions.empty() ? "" : entry.functions[0]);
+}
+
+void cuda_launch(void* function, const unsigned grid[3], const unsigned block[3], unsigned shmem, void* stream,
+                 void** params) {
+  Driver& d = driver();
+  make_current(d);
+  if (CUresult rc = d.cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0], block[1], block[2], shmem, stream,
+                                     params, nullptr))
+    throw std::runtime_error(driver_error(d, rc, "cuLaunchKernel"));
+}
+
+}  // namespace proteus
