@@ -13,6 +13,8 @@
 #include <mutex>
 #include <sstream>
 
+#include <cuda.h>
+
 #include "internal.h"
 #include "object_cache.h"
 #include "llvm/IR/LegacyPassManager.h"
@@ -138,23 +140,22 @@ Toolkit cached_toolkit() {
 
 // --- the driver ------------------------------------------------------------------------------
 
-using CUresult = int;
+// The driver API, typed by cuda.h (CUDA 12), resolved with dlsym: nothing of CUDA is linked.
 struct Driver {
   void* lib = nullptr;
-  CUresult (*cuInit)(unsigned);
-  CUresult (*cuDeviceGetCount)(int*);
-  CUresult (*cuDeviceGet)(int*, int);
-  CUresult (*cuDeviceGetAttribute)(int*, int, int);
-  CUresult (*cuDevicePrimaryCtxRetain)(void**, int);
-  CUresult (*cuCtxSetCurrent)(void*);
-  CUresult (*cuModuleLoadData)(void**, const void*);
-  CUresult (*cuModuleUnload)(void*);
-  CUresult (*cuModuleGetFunction)(void**, void*, const char*);
-  CUresult (*cuLaunchKernel)(void*, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void*,
-                             void**, void**);
-  CUresult (*cuGetErrorName)(CUresult, const char**);
-  CUresult (*cuGetErrorString)(CUresult, const char**);
-  void* context = nullptr;
+  decltype(&::cuInit) cuInit;
+  decltype(&::cuDeviceGetCount) cuDeviceGetCount;
+  decltype(&::cuDeviceGet) cuDeviceGet;
+  decltype(&::cuDeviceGetAttribute) cuDeviceGetAttribute;
+  decltype(&::cuDevicePrimaryCtxRetain) cuDevicePrimaryCtxRetain;
+  decltype(&::cuCtxSetCurrent) cuCtxSetCurrent;
+  decltype(&::cuModuleLoadData) cuModuleLoadData;
+  decltype(&::cuModuleUnload) cuModuleUnload;
+  decltype(&::cuModuleGetFunction) cuModuleGetFunction;
+  decltype(&::cuLaunchKernel) cuLaunchKernel;
+  decltype(&::cuGetErrorName) cuGetErrorName;
+  decltype(&::cuGetErrorString) cuGetErrorString;
+  CUcontext context = nullptr;
 };
 
 std::string driver_error(const Driver& d, CUresult code, const char* what) {
@@ -206,7 +207,7 @@ Driver& driver() {
     failure = rc ? driver_error(d, rc, "cuInit/cuDeviceGetCount") : "CUDA driver: no CUDA device is present";
     throw std::runtime_error(failure);
   }
-  int device = 0;
+  CUdevice device = 0;
   if ((rc = d.cuDeviceGet(&device, 0)) || (rc = d.cuDevicePrimaryCtxRetain(&d.context, device))) {
     failure = driver_error(d, rc, "cuDevicePrimaryCtxRetain (device 0)");
     d.context = nullptr;
@@ -230,8 +231,8 @@ std::string cuda_arch() {
     try {
       Driver& d = driver();
       int major = 0, minor = 0;
-      d.cuDeviceGetAttribute(&major, 75, 0);  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
-      d.cuDeviceGetAttribute(&minor, 76, 0);  // ..._MINOR
+      d.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0);
+      d.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, 0);
       if (major) return "sm_" + std::to_string(major) + std::to_string(minor);
     } catch (const std::exception&) {
     }
@@ -274,16 +275,16 @@ class DeviceModule : public CompiledModule {
       const void* image = cubin_.empty() ? static_cast<const void*>(ptx_.c_str()) : cubin_.data();
       if (CUresult rc = d.cuModuleLoadData(&module_, image)) throw std::runtime_error(driver_error(d, rc, "cuModuleLoadData"));
     }
-    void* function = nullptr;
+    CUfunction function = nullptr;
     if (CUresult rc = d.cuModuleGetFunction(&function, module_, name.c_str()))
       throw std::runtime_error(driver_error(d, rc, ("cuModuleGetFunction('" + name + "')").c_str()));
-    return function;
+    return reinterpret_cast<void*>(function);
   }
 
  private:
   std::string ptx_, cubin_, arch_;
   std::mutex mutex_;
-  void* module_ = nullptr;
+  CUmodule module_ = nullptr;
 };
 
 // --- device compiles -------------------------------------------------------------------------
@@ -442,8 +443,8 @@ void cuda_launch(void* function, const unsigned grid[3], const unsigned block[3]
                  void** params) {
   Driver& d = driver();
   make_current(d);
-  if (CUresult rc = d.cuLaunchKernel(function, grid[0], grid[1], grid[2], block[0], block[1], block[2], shmem, stream,
-                                     params, nullptr))
+  if (CUresult rc = d.cuLaunchKernel(reinterpret_cast<CUfunction>(function), grid[0], grid[1], grid[2], block[0],
+                                     block[1], block[2], shmem, reinterpret_cast<CUstream>(stream), params, nullptr))
     throw std::runtime_error(driver_error(d, rc, "cuLaunchKernel"));
 }
 

@@ -1,6 +1,7 @@
 """The project's toolchain repositories: one list, used by WORKSPACE.bazel and MODULE.bazel alike."""
 
 load("//toolchains:actionlint.bzl", "actionlint_repository")
+load("//toolchains:cuda.bzl", "cuda_repository")
 load("//toolchains:llvm.bzl", "llvm_repository")
 load("//toolchains:python.bzl", "python_repository")
 load("//toolchains:version.bzl", "version_repository")
@@ -10,3 +11,4 @@ def proteus_toolchains():
     llvm_repository(name = "llvm")
     version_repository(name = "proteus_version")
     actionlint_repository(name = "actionlint")
+    cuda_repository(name = "cuda")
