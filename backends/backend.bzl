@@ -74,7 +74,7 @@ def proteus_backend(
             linkshared = True,
             local_defines = defines,
             deps = [
-                "//cc:libproteus",
+                "//cc:libproteus_" + kind,
                 "@proteus_py//:%s_headers" % tag,
                 "@proteus_py//:pybind11",
             ],
@@ -94,7 +94,7 @@ def proteus_backend(
                 ":package_init": package,
                 ":manifest": package,
                 ":" + extension: package,
-                "//cc:libproteus.so": package,
+                "//cc:%s/libproteus.so" % kind: package,
                 "@llvm//:clang_resource_headers": package + "/clang_resource/include=lib/clang/%d/include" % LLVM_MAJOR,
             },
         )

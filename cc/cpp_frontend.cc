@@ -285,7 +285,7 @@ std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::L
     std::string diagnostics;
     llvm::raw_string_ostream diag_stream(diagnostics);
     auto invocation = make_invocation(args, diag_stream, request.source);
-    if (!invocation) throw CompileError("invalid compiler arguments (extra_args):\n" + diagnostics);
+    if (!invocation) throw CompileError("the compiler driver rejected the arguments (extra_args, toolkit paths):\n" + diagnostics);
     clang::EmitLLVMOnlyAction action(&context);
     bool ok = run_frontend(invocation, action, diag_stream);
     if (ok) {

@@ -15,8 +15,7 @@
 
 #include <cuda.h>
 
-#include "internal.h"
-#include "object_cache.h"
+#include "device.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/TargetSelect.h"
@@ -36,29 +35,10 @@ namespace {
 constexpr int kCudaMajor = 12;
 constexpr const char* kDefaultArch = "sm_90";  // no PROTEUS_CUDA_ARCH and no GPU to ask
 
-bool exists(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream data;
-  data << in.rdbuf();
-  return data.str();
-}
-
 int cuda_version_of(const std::string& include_dir) {  // CUDA_VERSION in cuda.h, e.g. 12080
-  std::string header = read_text(include_dir + "/cuda.h");
+  std::string header = read_file_bytes(include_dir + "/cuda.h");
   auto at = header.find("#define CUDA_VERSION ");
   return at == std::string::npos ? 0 : std::atoi(header.c_str() + at + 21);
-}
-
-std::string self_dir() {
-  Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&self_dir), &info) == 0 || !info.dli_fname) return ".";
-  std::string path = info.dli_fname;
-  return path.substr(0, path.rfind('/'));
 }
 
 struct Toolkit {
@@ -90,7 +70,7 @@ std::string toolkit_view_from_wheels(const std::string& nvidia) {
   }
   // clang's CUDA wrapper includes curand's device header; without nvidia-curand-cu12 an empty
   // one stands in (the curand device API is then unavailable, everything else works).
-  if (!exists(view + "/include/curand_mtgp32_kernel.h"))
+  if (!path_exists(view + "/include/curand_mtgp32_kernel.h"))
     std::ofstream(view + "/include/curand_mtgp32_kernel.h") << "// nvidia-curand-cu12 is not installed\n";
   made = view;
   return made;
@@ -111,8 +91,8 @@ Toolkit resolve_toolkit() {
     return {root, std::string(var) + "=" + root};
   }
   // NVIDIA's CUDA 12 wheels installed beside us (pip install proteus-python-backend-cuda12-llvm22[toolkit]).
-  std::string nvidia = self_dir() + "/../nvidia";
-  if (exists(nvidia + "/cuda_runtime/include/cuda.h") && exists(nvidia + "/cuda_nvcc/nvvm/libdevice")) {
+  std::string nvidia = library_directory() + "/../nvidia";
+  if (path_exists(nvidia + "/cuda_runtime/include/cuda.h") && path_exists(nvidia + "/cuda_nvcc/nvvm/libdevice")) {
     int version = cuda_version_of(nvidia + "/cuda_runtime/include");
     if (version / 1000 == kCudaMajor) return {toolkit_view_from_wheels(nvidia), "pip-installed NVIDIA CUDA wheels in " + nvidia};
   }
@@ -168,7 +148,7 @@ std::string driver_error(const Driver& d, CUresult code, const char* what) {
 }
 
 // Opened at the first kernel use, never at import or compile (host use needs no driver).
-Driver& driver() {
+Driver& driver_api() {
   static std::mutex mutex;
   static Driver d;
   static std::string failure;
@@ -229,7 +209,7 @@ std::string cuda_arch() {
   }
   static std::string detected = [] {
     try {
-      Driver& d = driver();
+      Driver& d = driver_api();
       int major = 0, minor = 0;
       d.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0);
       d.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, 0);
@@ -239,86 +219,6 @@ std::string cuda_arch() {
     return std::string(kDefaultArch);
   }();
   return detected;
-}
-
-// --- GPU modules -----------------------------------------------------------------------------
-
-class DeviceModule : public CompiledModule {
- public:
-  DeviceModule(std::string ptx, std::string cubin, std::string arch)
-      : ptx_(std::move(ptx)), cubin_(std::move(cubin)), arch_(std::move(arch)) {}
-  ~DeviceModule() override {
-    if (module_) {
-      Driver& d = driver();
-      d.cuModuleUnload(module_);
-    }
-  }
-  uint64_t address(const std::string& name) override {
-    throw SymbolNotFound("'" + name + "' is in a GPU module: GPU code has no host address; use get_kernel()");
-  }
-  std::vector<std::string> function_names() const override {
-    std::vector<std::string> names;  // .entry lines of the PTX
-    for (size_t at = ptx_.find(".entry "); at != std::string::npos; at = ptx_.find(".entry ", at + 1)) {
-      size_t start = at + 7, end = ptx_.find_first_of("( \n", start);
-      names.push_back(ptx_.substr(start, end - start));
-    }
-    return names;
-  }
-  std::string ptx() const override { return ptx_; }
-  std::string cubin() const override { return cubin_; }
-  std::string arch() const override { return arch_; }
-  void* kernel(const std::string& name) override {
-    Driver& d = driver();
-    std::lock_guard<std::mutex> lock(mutex_);
-    make_current(d);
-    if (!module_) {  // a cubin if we have one, else PTX for the driver's JIT
-      const void* image = cubin_.empty() ? static_cast<const void*>(ptx_.c_str()) : cubin_.data();
-      if (CUresult rc = d.cuModuleLoadData(&module_, image)) throw std::runtime_error(driver_error(d, rc, "cuModuleLoadData"));
-    }
-    CUfunction function = nullptr;
-    if (CUresult rc = d.cuModuleGetFunction(&function, module_, name.c_str()))
-      throw std::runtime_error(driver_error(d, rc, ("cuModuleGetFunction('" + name + "')").c_str()));
-    return reinterpret_cast<void*>(function);
-  }
-
- private:
-  std::string ptx_, cubin_, arch_;
-  std::mutex mutex_;
-  CUmodule module_ = nullptr;
-};
-
-// --- device compiles -------------------------------------------------------------------------
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char templ[] = "/tmp/proteus-cuda.XXXXXX";
-    if (!mkdtemp(templ)) throw CompileError("cannot create a temporary directory in /tmp");
-    path = templ;
-  }
-  ~TempDir() {
-    std::string cmd = "rm -rf '" + path + "'";
-    if (std::system(cmd.c_str())) {
-    }
-  }
-};
-
-// Runs argv; returns its exit status and combined output.
-int run(const std::vector<std::string>& argv, std::string* output) {
-  std::string cmd;
-  for (const auto& a : argv) {
-    cmd += "'";
-    for (char c : a) cmd += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-    cmd += "' ";
-  }
-  cmd += "2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) output->append(buf, n);
-  int status = pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 std::string ptx_for(llvm::Module& module, const std::string& arch) {
@@ -355,13 +255,13 @@ std::string cubin_for(const std::string& ptx, const std::string& arch, const Too
   std::string ptxas = toolkit.root + "/bin/ptxas";
   if (access(ptxas.c_str(), X_OK) != 0) return "";
   TempDir tmp;
-  std::ofstream(tmp.path + "/kernel.ptx") << ptx;
+  write_file_bytes(tmp.path + "/kernel.ptx", ptx);
   std::string output;
-  if (run({ptxas, "-arch=" + arch, "-O" + std::to_string(std::min(codegen_opt_level(), 3)), tmp.path + "/kernel.ptx",
+  if (run_command({ptxas, "-arch=" + arch, "-O" + std::to_string(std::min(codegen_opt_level(), 3)), tmp.path + "/kernel.ptx",
            "-o", tmp.path + "/kernel.cubin"},
           &output) != 0)
     throw CompileError("ptxas (" + ptxas + ") failed for " + arch + ":\n" + output);
-  return read_text(tmp.path + "/kernel.cubin");
+  return read_file_bytes(tmp.path + "/kernel.cubin");
 }
 
 std::string nvcc_binary() {
@@ -380,19 +280,19 @@ std::string nvcc_binary() {
 
 CachedObject compile_with_nvcc(const CompileRequest& request, const std::string& arch) {
   TempDir tmp;
-  std::ofstream(tmp.path + "/kernel.cu") << request.source;
+  write_file_bytes(tmp.path + "/kernel.cu", request.source);
   std::vector<std::string> argv = {nvcc_binary(), "-cubin", "-arch=" + arch, "-O3", "-o", tmp.path + "/kernel.cubin"};
   argv.insert(argv.end(), request.extra_args.begin(), request.extra_args.end());
   argv.push_back(tmp.path + "/kernel.cu");
   std::string output;
-  if (run(argv, &output) != 0) {
+  if (run_command(argv, &output) != 0) {
     // nvcc names the temp file; show the user's source name instead.
     for (size_t at; (at = output.find(tmp.path + "/kernel.cu")) != std::string::npos;)
       output.replace(at, tmp.path.size() + 10, request.source_name);
     throw CompileError("nvcc failed:\n" + output);
   }
   CachedObject entry;
-  entry.object = read_text(tmp.path + "/kernel.cubin");
+  entry.object = read_file_bytes(tmp.path + "/kernel.cubin");
   entry.functions.push_back(arch);
   return entry;
 }
@@ -432,20 +332,44 @@ CachedObject produce_cuda(const CompileRequest& request) {
   entry.bitcode = ptx_for(*module, arch);
   entry.object = cubin_for(entry.bitcode, arch, toolkit);
   entry.functions.push_back(arch);
+  for (size_t at = entry.bitcode.find(".entry "); at != std::string::npos; at = entry.bitcode.find(".entry ", at + 1)) {
+    size_t start = at + 7, end = entry.bitcode.find_first_of("( \n", start);
+    entry.functions.push_back(entry.bitcode.substr(start, end - start));  // the kernels
+  }
   return entry;
 }
 
-std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry) {
-  return std::make_shared<DeviceModule>(entry.bitcode, entry.object, entry.functions.empty() ? "" : entry.functions[0]);
-}
+class CudaRuntime : public DeviceRuntime {
+ public:
+  void* load(const std::string& image) override {
+    Driver& d = driver_api();
+    make_current(d);
+    CUmodule module = nullptr;
+    if (CUresult rc = d.cuModuleLoadData(&module, image.c_str())) throw std::runtime_error(driver_error(d, rc, "cuModuleLoadData"));
+    return module;
+  }
+  void unload(void* module) override { driver_api().cuModuleUnload(static_cast<CUmodule>(module)); }
+  void* function(void* module, const std::string& name) override {
+    Driver& d = driver_api();
+    make_current(d);
+    CUfunction function = nullptr;
+    if (CUresult rc = d.cuModuleGetFunction(&function, static_cast<CUmodule>(module), name.c_str()))
+      throw std::runtime_error(driver_error(d, rc, ("cuModuleGetFunction('" + name + "')").c_str()));
+    return reinterpret_cast<void*>(function);
+  }
+  void launch(void* function, const unsigned grid[3], const unsigned block[3], unsigned shmem, void* stream,
+              void** params) override {
+    Driver& d = driver_api();
+    make_current(d);
+    if (CUresult rc = d.cuLaunchKernel(reinterpret_cast<CUfunction>(function), grid[0], grid[1], grid[2], block[0],
+                                       block[1], block[2], shmem, reinterpret_cast<CUstream>(stream), params, nullptr))
+      throw std::runtime_error(driver_error(d, rc, "cuLaunchKernel"));
+  }
+};
 
-void cuda_launch(void* function, const unsigned grid[3], const unsigned block[3], unsigned shmem, void* stream,
-                 void** params) {
-  Driver& d = driver();
-  make_current(d);
-  if (CUresult rc = d.cuLaunchKernel(reinterpret_cast<CUfunction>(function), grid[0], grid[1], grid[2], block[0],
-                                     block[1], block[2], shmem, reinterpret_cast<CUstream>(stream), params, nullptr))
-    throw std::runtime_error(driver_error(d, rc, "cuLaunchKernel"));
+DeviceRuntime& cuda_runtime() {
+  static CudaRuntime runtime;
+  return runtime;
 }
 
 }  // namespace proteus

@@ -42,7 +42,9 @@ std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVM
 struct CachedObject;
 std::string cuda_cache_context(const CompileRequest& request);
 CachedObject produce_cuda(const CompileRequest& request);
-std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry);
+// hip_target.cc: target="hip", the same three pieces.
+std::string hip_cache_context(const CompileRequest& request);
+CachedObject produce_hip(const CompileRequest& request);
 
 // codegen.cc
 std::unique_ptr<llvm::TargetMachine> host_target_machine();

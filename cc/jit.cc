@@ -6,8 +6,7 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "internal.h"
-#include "object_cache.h"
+#include "device.h"
 #include "llvm/Config/llvm-config.h"
 #include "llvm/ExecutionEngine/Orc/AbsoluteSymbols.h"
 #include "llvm/ExecutionEngine/Orc/EHFrameRegistrationPlugin.h"
@@ -210,6 +209,7 @@ std::string cache_key(const CompileRequest& request) {
   field(request.frontend);
   field(request.target + "/" + request.compiler);
   if (request.target == "cuda") field(cuda_cache_context(request));
+  if (request.target == "hip") field(hip_cache_context(request));
   field(request.source);
   field(request.source_name);
   field(std::to_string(request.extra_args.size()));
@@ -374,10 +374,13 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
       }
     }
   }
-  std::shared_ptr<CompiledModule> module =
-      request.target == "cuda"
-          ? make_device_module(load_or_produce(key, [&] { return produce_cuda(request); }))
-          : std::shared_ptr<CompiledModule>(link_module(key, load_or_produce(key, [&] { return produce_object(request); })));
+  std::shared_ptr<CompiledModule> module;
+  if (request.target == "cuda")
+    module = make_device_module(load_or_produce(key, [&] { return produce_cuda(request); }), cuda_runtime);
+  else if (request.target == "hip")
+    module = make_device_module(load_or_produce(key, [&] { return produce_hip(request); }), hip_runtime);
+  else
+    module = link_module(key, load_or_produce(key, [&] { return produce_object(request); }));
   std::lock_guard<std::mutex> lock(cache_mutex);
   if (memory_cache.size() > 4096) {
     for (auto it = memory_cache.begin(); it != memory_cache.end();)

@@ -25,6 +25,7 @@ HERE = Path(os.path.abspath(__file__)).parent
 SHIM = "proteus-python"
 HOST = "proteus-python-backend-host-llvm22"
 CUDA = "proteus-python-backend-cuda12-llvm22"
+ROCM = "proteus-python-backend-rocm72"
 TEST_TOOLS = ["pytest", "numpy", "llvmlite"]
 CUDA_TOOLKIT = ["nvidia-cuda-runtime-cu12", "nvidia-cuda-nvcc-cu12", "nvidia-cuda-cccl-cu12"]  # the [toolkit] extra
 
@@ -34,6 +35,7 @@ VENVS = {
     "host": ([SHIM, HOST], TEST_TOOLS, ["test_host_backend.py", "test_cache.py", "test_specialize.py",
                                         "test_bad_input.py", "test_threads.py", "test_coexistence.py"]),
     "cuda": ([SHIM, HOST, CUDA], TEST_TOOLS + CUDA_TOOLKIT, ["test_cuda_backend.py"]),
+    "rocm": ([SHIM, HOST, ROCM], TEST_TOOLS, ["test_rocm_backend.py"]),
 }
 
 

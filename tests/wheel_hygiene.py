@@ -16,12 +16,14 @@ from packaging.utils import parse_wheel_filename
 
 WHEELS = sorted(p for p in glob.glob("**/*.whl", recursive=True)
                 if "test_wheelhouse" not in p and "linux_x86_64" not in os.path.basename(p))
-SIZE_BOUND_MB = {"proteus-python": 1, "proteus-python-backend-host-llvm22": 60, "proteus-python-backend-cuda12-llvm22": 60}
+SIZE_BOUND_MB = {"proteus-python": 1, "proteus-python-backend-host-llvm22": 60, "proteus-python-backend-cuda12-llvm22": 60,
+                 "proteus-python-backend-rocm72": 80}
 
 
 def test_wheels_were_built():
     names = {str(parse_wheel_filename(os.path.basename(w))[0]) for w in WHEELS}
-    assert {"proteus-python", "proteus-python-backend-host-llvm22", "proteus-python-backend-cuda12-llvm22"} <= names, WHEELS
+    assert {"proteus-python", "proteus-python-backend-host-llvm22", "proteus-python-backend-cuda12-llvm22",
+            "proteus-python-backend-rocm72"} <= names, WHEELS
 
 
 @pytest.mark.parametrize("wheel", WHEELS, ids=os.path.basename)

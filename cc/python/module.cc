@@ -144,7 +144,8 @@ Module compile(py::handle source, const std::string& frontend, const std::string
   if (compiler == "nvcc" && resolved != "cuda") throw py::value_error("compiler='nvcc' requires target='cuda'");
 
   proteus::CompileRequest request;
-  resolve_source(source, request, frontend != "cpp" ? "source.ll" : resolved == "cuda" ? "source.cu" : "source.cpp");
+  resolve_source(source, request,
+                 frontend != "cpp" ? "source.ll" : resolved == "cuda" ? "source.cu" : resolved == "hip" ? "source.hip" : "source.cpp");
   request.frontend = frontend;
   request.extra_args = std::move(args);
   request.verify = verify;
@@ -298,7 +299,7 @@ void launch(Kernel& k, py::handle grid, py::handle block, py::handle args, unsig
   py::gil_scoped_release unlocked;
   try {
     if (!k.function) k.function = k.code->kernel(k.name);
-    proteus::cuda_launch(k.function, g, b, shmem, s, params.data());
+    k.code->launch(k.function, g, b, shmem, s, params.data());
   } catch (const proteus::SymbolNotFound& e) {
     throw std::runtime_error(e.what());
   }
@@ -405,6 +406,7 @@ PYBIND11_MODULE(_proteus, m) {
     py::dict info;
     info["llvm_version"] = proteus::llvm_version();
     if (kHasCuda) info["cuda_toolkit"] = proteus::cuda_toolkit_description();
+    if (kHasHip) info["rocm"] = proteus::rocm_description();
     info["distribution"] = backend_distribution();
     info["frontend_runs"] = stats.frontend_runs;
     info["compiles"] = stats.compiles;

@@ -50,21 +50,23 @@ class PROTEUS_API CompiledModule {
   virtual uint64_t address(const std::string& name) = 0;
   // Names of the functions the module defines (sorted).
   virtual std::vector<std::string> function_names() const = 0;
-  // GPU modules: the device code (PTX text; cubin bytes, empty if only PTX exists), the arch
-  // ("sm_90"), and a kernel's driver handle (CUfunction), loading the module on first use.
+  // GPU modules: the device code (CUDA: PTX text; HIP: none), the binary (cubin or AMDGPU code
+  // object; empty if only PTX exists), the arch ("sm_90", "gfx90a"), a kernel's runtime handle
+  // (loading the module on first use), and launching it on `stream` (0: the default stream) with
+  // `params` = one pointer per argument. Runtime errors are std::runtime_error with the runtime's
+  // error name and text; a missing runtime library names it.
   virtual std::string ptx() const { return ""; }
   virtual std::string cubin() const { return ""; }
   virtual std::string arch() const { return ""; }
   virtual void* kernel(const std::string& name) { throw SymbolNotFound("'" + name + "': not a GPU module"); }
+  virtual void launch(void* /*kernel*/, const unsigned* /*grid*/, const unsigned* /*block*/, unsigned /*shmem*/,
+                      void* /*stream*/, void** /*params*/) {
+    throw std::runtime_error("not a GPU module");
+  }
 };
-
-// Launches a CUDA kernel (a handle from CompiledModule::kernel) on `stream` (0: the default
-// stream). `params` points to one pointer per argument, as cuLaunchKernel takes them. Throws
-// std::runtime_error with the driver's error name and text.
-PROTEUS_API void cuda_launch(void* function, const unsigned grid[3], const unsigned block[3], unsigned shmem,
-                             void* stream, void** params);
-// The CUDA toolkit the cuda target uses (root and how it was found), or why there is none.
+// The CUDA toolkit / ROCm root the GPU targets use (root and how it was found), or why there is none.
 PROTEUS_API std::string cuda_toolkit_description();
+PROTEUS_API std::string rocm_description();
 
 // Compiles and links for the host CPU. Thread-safe; an identical request made while an earlier
 // result is still alive returns that same module (the in-memory cache).

@@ -1,0 +1,50 @@
+// The device-target seam shared by CUDA and HIP: a GPU runtime opened on first use, the GPU
+// module type, and the helpers both compilers use. The targets differ in data and runtime calls.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "internal.h"
+#include "object_cache.h"
+
+namespace proteus {
+
+// The CUDA driver or the HIP runtime. Implementations open their library with dlopen the first
+// time one of these is called (never at import or compile) and throw std::runtime_error naming
+// the library, the call and the runtime's error text.
+class DeviceRuntime {
+ public:
+  virtual ~DeviceRuntime() = default;
+  virtual void* load(const std::string& image) = 0;  // a module handle
+  virtual void unload(void* module) = 0;
+  virtual void* function(void* module, const std::string& name) = 0;
+  virtual void launch(void* function, const unsigned grid[3], const unsigned block[3], unsigned shmem, void* stream,
+                      void** params) = 0;
+};
+
+DeviceRuntime& cuda_runtime();
+DeviceRuntime& hip_runtime();
+
+// A compiled device module: `entry.object` is the binary (cubin / code object; may be empty when
+// PTX exists), `entry.bitcode` the PTX (CUDA), `entry.functions` = {arch, kernel names...}.
+std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, DeviceRuntime& (*runtime)());
+
+// A private temporary directory, removed with its contents.
+struct TempDir {
+  std::string path;
+  TempDir();
+  ~TempDir();
+};
+
+// Runs argv (no shell); returns the exit status, appends stdout+stderr to *output.
+int run_command(const std::vector<std::string>& argv, std::string* output);
+std::string read_file_bytes(const std::string& path);
+void write_file_bytes(const std::string& path, const std::string& data);
+bool path_exists(const std::string& path);
+// The directory of libproteus.so (site-packages/<backend package>).
+std::string library_directory();
+
+}  // namespace proteus

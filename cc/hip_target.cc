@@ -1,0 +1,289 @@
+// target="hip": the ROCm root, device compiles (clang HIP -> AMDGPU object -> code object with lld
+// in process), and the HIP runtime, opened with dlopen when a kernel is first needed. Building
+// this needs only LLVM 22 (the AMDGPU target and lld); everything of ROCm is found at run time.
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "device.h"
+#include "lld/Common/Driver.h"
+#include "llvm/IR/CallingConv.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Target/TargetOptions.h"
+
+LLD_HAS_DRIVER(elf)
+
+extern "C" {
+void LLVMInitializeAMDGPUTargetInfo();
+void LLVMInitializeAMDGPUTarget();
+void LLVMInitializeAMDGPUTargetMC();
+void LLVMInitializeAMDGPUAsmPrinter();
+void LLVMInitializeAMDGPUAsmParser();  // the device libraries hold inline assembly
+}
+
+namespace proteus {
+namespace {
+
+constexpr const char* kDefaultArch = "gfx90a";  // no PROTEUS_HIP_ARCH
+
+struct Rocm {
+  std::string root;         // HIP headers at include/hip
+  std::string device_libs;  // amdgcn/bitcode (ocml, ockl, oclc_*)
+  int code_object_version;  // the newest the device libraries support (6 needs ROCm 6.3+)
+  std::string description;
+};
+
+Rocm resolve_rocm() {
+  std::string root, source;
+  for (const char* var : {"PROTEUS_ROCM_PATH", "ROCM_PATH"}) {
+    if (const char* v = std::getenv(var); v && *v) {
+      root = v;
+      source = var;
+      break;
+    }
+  }
+  if (root.empty() && path_exists("/opt/rocm")) root = "/opt/rocm", source = "/opt/rocm";
+  if (root.empty())
+    throw CompileError("no ROCm found: set PROTEUS_ROCM_PATH or ROCM_PATH to a ROCm install, or install ROCm in /opt/rocm");
+  if (!path_exists(root + "/include/hip/hip_runtime.h"))
+    throw CompileError(source + "=" + root + " has no include/hip/hip_runtime.h; point PROTEUS_ROCM_PATH (or ROCM_PATH) "
+                       "at a ROCm install");
+  // ROCm's own layout, its lib/ variant, and Debian's multiarch one.
+  for (const char* sub : {"/amdgcn/bitcode", "/lib/amdgcn/bitcode", "/lib/x86_64-linux-gnu/amdgcn/bitcode",
+                          "/lib/llvm/lib/clang/amdgcn/bitcode"}) {
+    std::string dir = root + sub;
+    if (!path_exists(dir + "/ocml.bc")) continue;
+    int version = path_exists(dir + "/oclc_abi_version_600.bc") ? 6 : path_exists(dir + "/oclc_abi_version_500.bc") ? 5 : 4;
+    return {root, dir, version, source + "=" + root + " (device libraries " + dir + ", code object v" + std::to_string(version) + ")"};
+  }
+  throw CompileError(source + "=" + root + " has no ROCm device libraries (amdgcn/bitcode/ocml.bc); install rocm-device-libs "
+                     "or point PROTEUS_ROCM_PATH (or ROCM_PATH) at a complete ROCm");
+}
+
+Rocm cached_rocm() {
+  static std::mutex mutex;
+  static std::map<std::string, Rocm> cache;
+  std::string key;
+  for (const char* var : {"PROTEUS_ROCM_PATH", "ROCM_PATH"}) {
+    const char* v = std::getenv(var);
+    key += std::string(v ? v : "") + '\0';
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  Rocm found = resolve_rocm();
+  cache.emplace(key, found);
+  return found;
+}
+
+std::string hip_arch() {
+  const char* arch = std::getenv("PROTEUS_HIP_ARCH");
+  if (!arch || !*arch) return kDefaultArch;
+  if (std::strncmp(arch, "gfx", 3) != 0) throw CompileError(std::string("PROTEUS_HIP_ARCH=") + arch + " is not an AMDGPU arch like gfx90a");
+  return arch;
+}
+
+// gfx9 GPUs run 64-wide wavefronts, gfx10 and later 32 (older HIP headers read this macro).
+int wavefront_size(const std::string& arch) { return arch.rfind("gfx9", 0) == 0 ? 64 : 32; }
+
+std::string object_for(llvm::Module& module, const std::string& arch) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    LLVMInitializeAMDGPUTargetInfo();
+    LLVMInitializeAMDGPUTarget();
+    LLVMInitializeAMDGPUTargetMC();
+    LLVMInitializeAMDGPUAsmPrinter();
+    LLVMInitializeAMDGPUAsmParser();
+  });
+  llvm::Triple triple("amdgcn-amd-amdhsa");
+  std::string error;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target) throw CompileError("no AMDGPU target in this LLVM: " + error);
+  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
+      triple, arch, "", llvm::TargetOptions(), llvm::Reloc::PIC_, std::nullopt,
+      static_cast<llvm::CodeGenOptLevel>(codegen_opt_level())));
+  if (!tm) throw CompileError("the AMDGPU target does not know " + arch);
+  if (module.getTargetTriple().empty()) module.setTargetTriple(triple);
+  if (module.getTargetTriple().getArch() != llvm::Triple::amdgcn)
+    throw CompileError("LLVM IR for target='hip' must be AMDGPU (amdgcn-amd-amdhsa), not " + module.getTargetTriple().str());
+  module.setDataLayout(tm->createDataLayout());
+  optimize(module, *tm, opt_level());
+  llvm::SmallString<0> object;
+  llvm::raw_svector_ostream os(object);
+  llvm::legacy::PassManager pm;
+  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
+    throw CompileError("the AMDGPU target cannot emit objects");
+  pm.run(module);
+  return object.str().str();
+}
+
+// The AMDGPU object -> an HSA code object (a shared ELF), linked by lld in this process.
+std::string link_code_object(const std::string& object) {
+  static std::mutex lld_mutex;  // lld keeps global state: one link at a time
+  TempDir tmp;
+  write_file_bytes(tmp.path + "/kernel.o", object);
+  std::string out = tmp.path + "/kernel.hsaco";
+  std::vector<const char*> args = {"ld.lld", "-shared", "--no-undefined", (tmp.path + "/kernel.o").c_str(), "-o",
+                                   out.c_str()};
+  std::string input = tmp.path + "/kernel.o";
+  args[3] = input.c_str();
+  std::string messages;
+  llvm::raw_string_ostream os(messages);
+  lld::Result result;
+  {
+    std::lock_guard<std::mutex> lock(lld_mutex);
+    result = lld::lldMain(args, os, os, {{lld::Gnu, &lld::elf::link}});
+  }
+  if (result.retCode != 0) throw CompileError("linking the AMDGPU code object (lld) failed:\n" + messages);
+  return read_file_bytes(out);
+}
+
+// --- the HIP runtime -------------------------------------------------------------------------
+
+using hipError_t = int;
+struct HipApi {
+  void* lib = nullptr;
+  hipError_t (*hipGetDeviceCount)(int*);
+  hipError_t (*hipSetDevice)(int);
+  hipError_t (*hipModuleLoadData)(void**, const void*);
+  hipError_t (*hipModuleUnload)(void*);
+  hipError_t (*hipModuleGetFunction)(void**, void*, const char*);
+  hipError_t (*hipModuleLaunchKernel)(void*, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void*,
+                                      void**, void**);
+  const char* (*hipGetErrorName)(hipError_t);
+  const char* (*hipGetErrorString)(hipError_t);
+  bool ready = false;
+};
+
+std::string hip_error(const HipApi& h, hipError_t code, const std::string& what) {
+  const char* name = h.hipGetErrorName ? h.hipGetErrorName(code) : nullptr;
+  const char* text = h.hipGetErrorString ? h.hipGetErrorString(code) : nullptr;
+  return "HIP runtime (libamdhip64.so): " + what + " failed: " + (name ? name : "hip error " + std::to_string(code)) +
+         (text ? std::string(" (") + text + ")" : "");
+}
+
+HipApi& hip_api() {
+  static std::mutex mutex;
+  static HipApi h;
+  static std::string failure;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (h.ready) return h;
+  if (!failure.empty()) throw std::runtime_error(failure);
+  std::string tried;
+  for (const char* name : {"libamdhip64.so", "libamdhip64.so.7", "libamdhip64.so.6"}) {
+    if ((h.lib = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
+    tried += std::string("\n  ") + dlerror();
+  }
+  if (!h.lib) {
+    failure = "cannot load libamdhip64.so (the HIP runtime of ROCm), needed to run HIP kernels:" + tried;
+    throw std::runtime_error(failure);
+  }
+  auto sym = [&](const char* name) {
+    void* p = dlsym(h.lib, name);
+    if (!p) {
+      failure = std::string("libamdhip64.so lacks ") + name;
+      throw std::runtime_error(failure);
+    }
+    return p;
+  };
+  h.hipGetErrorName = reinterpret_cast<decltype(h.hipGetErrorName)>(sym("hipGetErrorName"));
+  h.hipGetErrorString = reinterpret_cast<decltype(h.hipGetErrorString)>(sym("hipGetErrorString"));
+  h.hipGetDeviceCount = reinterpret_cast<decltype(h.hipGetDeviceCount)>(sym("hipGetDeviceCount"));
+  h.hipSetDevice = reinterpret_cast<decltype(h.hipSetDevice)>(sym("hipSetDevice"));
+  h.hipModuleLoadData = reinterpret_cast<decltype(h.hipModuleLoadData)>(sym("hipModuleLoadData"));
+  h.hipModuleUnload = reinterpret_cast<decltype(h.hipModuleUnload)>(sym("hipModuleUnload"));
+  h.hipModuleGetFunction = reinterpret_cast<decltype(h.hipModuleGetFunction)>(sym("hipModuleGetFunction"));
+  h.hipModuleLaunchKernel = reinterpret_cast<decltype(h.hipModuleLaunchKernel)>(sym("hipModuleLaunchKernel"));
+  int count = 0;
+  hipError_t rc = h.hipGetDeviceCount(&count);
+  if (rc != 0 || count == 0) {
+    failure = rc ? hip_error(h, rc, "hipGetDeviceCount") : "HIP runtime (libamdhip64.so): no AMD GPU is present";
+    throw std::runtime_error(failure);
+  }
+  if ((rc = h.hipSetDevice(0))) {
+    failure = hip_error(h, rc, "hipSetDevice(0)");
+    throw std::runtime_error(failure);
+  }
+  h.ready = true;
+  return h;
+}
+
+class HipRuntime : public DeviceRuntime {
+ public:
+  void* load(const std::string& image) override {
+    HipApi& h = hip_api();
+    void* module = nullptr;
+    if (hipError_t rc = h.hipModuleLoadData(&module, image.data())) throw std::runtime_error(hip_error(h, rc, "hipModuleLoadData"));
+    return module;
+  }
+  void unload(void* module) override { hip_api().hipModuleUnload(module); }
+  void* function(void* module, const std::string& name) override {
+    HipApi& h = hip_api();
+    void* function = nullptr;
+    if (hipError_t rc = h.hipModuleGetFunction(&function, module, name.c_str()))
+      throw std::runtime_error(hip_error(h, rc, "hipModuleGetFunction('" + name + "')"));
+    return function;
+  }
+  void launch(void* function, const unsigned grid[3], const unsigned block[3], unsigned shmem, void* stream,
+              void** params) override {
+    HipApi& h = hip_api();
+    if (hipError_t rc = h.hipModuleLaunchKernel(function, grid[0], grid[1], grid[2], block[0], block[1], block[2], shmem,
+                                                stream, params, nullptr))
+      throw std::runtime_error(hip_error(h, rc, "hipModuleLaunchKernel"));
+  }
+};
+
+}  // namespace
+
+DeviceRuntime& hip_runtime() {
+  static HipRuntime runtime;
+  return runtime;
+}
+
+std::string rocm_description() {
+  try {
+    return cached_rocm().description;
+  } catch (const CompileError& e) {
+    return std::string("none: ") + e.what();
+  }
+}
+
+std::string hip_cache_context(const CompileRequest&) {
+  Rocm rocm = cached_rocm();
+  return hip_arch() + '\0' + rocm.description;
+}
+
+// One HIP compile: the code object in `object`, {arch, kernels...} in `functions`.
+CachedObject produce_hip(const CompileRequest& request) {
+  if (request.compiler == "nvcc") throw CompileError("compiler='nvcc' cannot compile for target='hip'; use compiler='clang'");
+  std::string arch = hip_arch();
+  Rocm rocm = cached_rocm();
+  auto context = std::make_unique<llvm::LLVMContext>();
+  std::unique_ptr<llvm::Module> module;
+  if (request.frontend == "cpp") {
+    LanguageFlags hip;
+    hip.language = "hip";
+    hip.target = {"--cuda-device-only", "--offload-arch=" + arch, "--hip-path=" + rocm.root,
+                  "--rocm-device-lib-path=" + rocm.device_libs,
+                  "-mcode-object-version=" + std::to_string(rocm.code_object_version),
+                  "-D__AMDGCN_WAVEFRONT_SIZE=" + std::to_string(wavefront_size(arch)),
+                  "-include", "hip/hip_runtime.h"};  // as hipcc does: sources need not include it
+    hip.precompiled_headers = false;
+    module = compile_cpp(request, *context, hip);
+  } else {
+    module = parse_ir_text(request, *context);
+  }
+  CachedObject entry;
+  entry.functions.push_back(arch);
+  for (const llvm::Function& fn : *module)
+    if (!fn.isDeclaration() && fn.getCallingConv() == llvm::CallingConv::AMDGPU_KERNEL)
+      entry.functions.push_back(fn.getName().str());
+  entry.object = link_code_object(object_for(*module, arch));
+  return entry;
+}
+
+}  // namespace proteus
