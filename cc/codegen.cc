@@ -1,5 +1,6 @@
 // IR parsing, optimisation, static-constructor lowering and object emission for the host.
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <mutex>
 
@@ -204,3 +205,31 @@ std::unique_ptr<llvm::MemoryBuffer> emit_object(llvm::Module& module, llvm::Targ
 llvm::PassPluginLibraryInfo getPollyPluginInfo() {
   return {LLVM_PLUGIN_API_VERSION, "Polly (not linked into proteus)", "0", [](llvm::PassBuilder&) {}};
 }
+
+namespace proteus {
+
+void fold_arguments(llvm::Function& fn, const std::vector<std::pair<unsigned, uint64_t>>& values) {
+  for (const auto& [index, raw] : values) {
+    if (index >= fn.arg_size()) throw CompileError("argument " + std::to_string(index) + " does not exist in '" + fn.getName().str() + "'");
+    llvm::Argument* arg = fn.getArg(index);
+    llvm::Type* type = arg->getType();
+    llvm::Constant* constant = nullptr;
+    if (type->isIntegerTy()) {
+      constant = llvm::ConstantInt::get(type, raw);
+    } else if (type->isFloatTy()) {
+      float f;
+      std::memcpy(&f, &raw, sizeof f);
+      constant = llvm::ConstantFP::get(type, f);
+    } else if (type->isDoubleTy()) {
+      double d;
+      std::memcpy(&d, &raw, sizeof d);
+      constant = llvm::ConstantFP::get(type, d);
+    } else {
+      throw CompileError("argument " + std::to_string(index) + " of '" + fn.getName().str() +
+                         "' has an IR type that cannot be specialised");
+    }
+    arg->replaceAllUsesWith(constant);
+  }
+}
+
+}  // namespace proteus

@@ -16,6 +16,7 @@
 #include <cuda.h>
 
 #include "device.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/TargetSelect.h"
@@ -328,13 +329,24 @@ CachedObject produce_cuda(const CompileRequest& request) {
   } else {
     module = parse_ir_text(request, *context);
   }
+  std::string ir;
+  {
+    llvm::raw_string_ostream os(ir);
+    llvm::WriteBitcodeToFile(*module, os);
+  }
+  CachedObject entry = cuda_codegen(*module, arch);
+  entry.bitcode = std::move(ir);
+  return entry;
+}
+
+CachedObject cuda_codegen(llvm::Module& module, const std::string& arch) {
   CachedObject entry;
-  entry.bitcode = ptx_for(*module, arch);
-  entry.object = cubin_for(entry.bitcode, arch, toolkit);
+  entry.ptx = ptx_for(module, arch);
+  entry.object = cubin_for(entry.ptx, arch, cached_toolkit());
   entry.functions.push_back(arch);
-  for (size_t at = entry.bitcode.find(".entry "); at != std::string::npos; at = entry.bitcode.find(".entry ", at + 1)) {
-    size_t start = at + 7, end = entry.bitcode.find_first_of("( \n", start);
-    entry.functions.push_back(entry.bitcode.substr(start, end - start));  // the kernels
+  for (size_t at = entry.ptx.find(".entry "); at != std::string::npos; at = entry.ptx.find(".entry ", at + 1)) {
+    size_t start = at + 7, end = entry.ptx.find_first_of("( \n", start);
+    entry.functions.push_back(entry.ptx.substr(start, end - start));  // the kernels
   }
   return entry;
 }

@@ -1,5 +1,8 @@
 #include "device.h"
 
+#include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/IR/Module.h"
+
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -17,8 +20,9 @@ namespace {
 
 class DeviceModule : public CompiledModule {
  public:
-  DeviceModule(const CachedObject& entry, DeviceRuntime& (*runtime)())
-      : binary_(entry.object), ptx_(entry.bitcode), runtime_(runtime) {
+  DeviceModule(const CachedObject& entry, DeviceRuntime& (*runtime)(), DeviceCodegen codegen, std::string key)
+      : binary_(entry.object), ptx_(entry.ptx), ir_(entry.bitcode), runtime_(runtime), codegen_(codegen),
+        key_(std::move(key)) {
     if (!entry.functions.empty()) {
       arch_ = entry.functions[0];
       kernels_.assign(entry.functions.begin() + 1, entry.functions.end());
@@ -45,18 +49,64 @@ class DeviceModule : public CompiledModule {
     runtime_().launch(kernel, grid, block, shmem, stream, params);
   }
 
+  // The kernel `name` with the given arguments folded to constants, in a module of its own.
+  std::shared_ptr<CompiledModule> variant(const std::string& name, const std::string& arg_codes,
+                                          const std::vector<std::pair<unsigned, uint64_t>>& values) {
+    if (ir_.empty()) throw CompileError("this GPU module cannot be specialised (compiled by nvcc: no IR)");
+    std::string key = variant_key(key_, name, arg_codes, values);
+    CachedObject entry = cached_or_produced(key, [&] {
+      auto context = std::make_unique<llvm::LLVMContext>();
+      auto parsed = llvm::parseBitcodeFile(llvm::MemoryBufferRef(ir_, "device"), *context);
+      if (!parsed) throw CompileError("cannot reload the device IR: " + llvm::toString(parsed.takeError()));
+      std::unique_ptr<llvm::Module> module = std::move(*parsed);
+      llvm::Function* fn = module->getFunction(name);
+      if (!fn || fn->isDeclaration()) throw SymbolNotFound("kernel '" + name + "' is not defined in the module's IR");
+      fold_arguments(*fn, values);
+      for (const char* keep_alive : {"llvm.used", "llvm.compiler.used"})  // e.g. HIP's __hip_cuid_*
+        if (auto* gv = module->getNamedGlobal(keep_alive)) gv->eraseFromParent();
+      for (llvm::Function& other : *module)  // only this kernel stays; what it does not use goes
+        if (&other != fn && !other.isDeclaration()) other.setLinkage(llvm::GlobalValue::InternalLinkage);
+      for (bool changed = true; changed;) {
+        changed = false;
+        for (llvm::Function& f : llvm::make_early_inc_range(*module))
+          if (&f != fn && f.hasLocalLinkage() && f.use_empty()) { f.eraseFromParent(); changed = true; }
+        for (llvm::GlobalVariable& gv : llvm::make_early_inc_range(module->globals()))
+          if (gv.removeDeadConstantUsers(), gv.use_empty()) {  // nothing links to a variant
+            gv.eraseFromParent();
+            changed = true;
+          }
+      }
+      for (llvm::GlobalVariable& gv : module->globals())  // device globals cannot be shared across modules
+        if (!gv.isConstant() && !gv.isDeclaration() && !gv.getName().starts_with("llvm.") &&
+            gv.getAddressSpace() != 3 /* shared memory is per block anyway */)
+          throw CompileError("kernel '" + name + "' uses the device global '" + gv.getName().str() +
+                             "', which a specialised copy could not share");
+      return codegen_(*module, arch_);
+    });
+    return std::make_shared<DeviceModule>(entry, runtime_, codegen_, key);
+  }
+
  private:
-  std::string binary_, ptx_, arch_;
+  std::string binary_, ptx_, ir_, arch_;
   std::vector<std::string> kernels_;
   DeviceRuntime& (*runtime_)();
+  DeviceCodegen codegen_;
+  std::string key_;
   std::mutex mutex_;
   void* module_ = nullptr;
 };
 
 }  // namespace
 
-std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, DeviceRuntime& (*runtime)()) {
-  return std::make_shared<DeviceModule>(entry, runtime);
+std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, DeviceRuntime& (*runtime)(),
+                                                   DeviceCodegen codegen, const std::string& key) {
+  return std::make_shared<DeviceModule>(entry, runtime, codegen, key);
+}
+
+std::shared_ptr<CompiledModule> device_variant(const std::shared_ptr<CompiledModule>& base, const std::string& name,
+                                               const std::string& arg_codes,
+                                               const std::vector<std::pair<unsigned, uint64_t>>& values) {
+  return static_cast<DeviceModule&>(*base).variant(name, arg_codes, values);  // arch() != "": a DeviceModule
 }
 
 TempDir::TempDir() {

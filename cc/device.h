@@ -28,9 +28,16 @@ class DeviceRuntime {
 DeviceRuntime& cuda_runtime();
 DeviceRuntime& hip_runtime();
 
+// Device IR -> the target's binary: {binary, {arch, kernels...}, (IR), ptx}.
+using DeviceCodegen = CachedObject (*)(llvm::Module& module, const std::string& arch);
+CachedObject cuda_codegen(llvm::Module& module, const std::string& arch);
+CachedObject hip_codegen(llvm::Module& module, const std::string& arch);
+
 // A compiled device module: `entry.object` is the binary (cubin / code object; may be empty when
-// PTX exists), `entry.bitcode` the PTX (CUDA), `entry.functions` = {arch, kernel names...}.
-std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, DeviceRuntime& (*runtime)());
+// PTX exists), `entry.ptx` the PTX (CUDA), `entry.bitcode` the device IR (for specialisation),
+// `entry.functions` = {arch, kernel names...}; `key` its cache key.
+std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, DeviceRuntime& (*runtime)(),
+                                                   DeviceCodegen codegen, const std::string& key);
 
 // A private temporary directory, removed with its contents.
 struct TempDir {

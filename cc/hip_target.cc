@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "device.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
 #include "lld/Common/Driver.h"
 #include "llvm/IR/CallingConv.h"
 #include "llvm/IR/LegacyPassManager.h"
@@ -277,12 +278,23 @@ CachedObject produce_hip(const CompileRequest& request) {
   } else {
     module = parse_ir_text(request, *context);
   }
+  std::string ir;
+  {
+    llvm::raw_string_ostream os(ir);
+    llvm::WriteBitcodeToFile(*module, os);
+  }
+  CachedObject entry = hip_codegen(*module, arch);
+  entry.bitcode = std::move(ir);
+  return entry;
+}
+
+CachedObject hip_codegen(llvm::Module& module, const std::string& arch) {
   CachedObject entry;
   entry.functions.push_back(arch);
-  for (const llvm::Function& fn : *module)
+  for (const llvm::Function& fn : module)
     if (!fn.isDeclaration() && fn.getCallingConv() == llvm::CallingConv::AMDGPU_KERNEL)
       entry.functions.push_back(fn.getName().str());
-  entry.object = link_code_object(object_for(*module, arch));
+  entry.object = link_code_object(object_for(module, arch));
   return entry;
 }
 

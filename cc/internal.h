@@ -42,9 +42,18 @@ std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVM
 struct CachedObject;
 std::string cuda_cache_context(const CompileRequest& request);
 CachedObject produce_cuda(const CompileRequest& request);
-// hip_target.cc: target="hip", the same three pieces.
+// hip_target.cc: target="hip", the same pieces.
 std::string hip_cache_context(const CompileRequest& request);
 CachedObject produce_hip(const CompileRequest& request);
+
+// jit.cc: the cache key of a specialised variant; a result from the persistent cache or `produce`.
+std::string variant_key(const std::string& base_key, const std::string& name, const std::string& arg_codes,
+                        const std::vector<std::pair<unsigned, uint64_t>>& values);
+CachedObject cached_or_produced(const std::string& key, const std::function<CachedObject()>& produce);
+// device.cc: a specialised variant of a GPU module's kernel.
+std::shared_ptr<CompiledModule> device_variant(const std::shared_ptr<CompiledModule>& base, const std::string& name,
+                                               const std::string& arg_codes,
+                                               const std::vector<std::pair<unsigned, uint64_t>>& values);
 
 // codegen.cc
 std::unique_ptr<llvm::TargetMachine> host_target_machine();
@@ -54,6 +63,8 @@ void lower_static_constructors(llvm::Module& module);
 // Emits an ELF object; diagnostics of the backend become CompileError.
 std::unique_ptr<llvm::MemoryBuffer> emit_object(llvm::Module& module, llvm::TargetMachine& tm);
 inline constexpr const char* kInitFunction = "__proteus_module_init";
+// Replaces the given arguments of `fn` by constants (raw 8-byte slot values, as thunks pass them).
+void fold_arguments(llvm::Function& fn, const std::vector<std::pair<unsigned, uint64_t>>& values);
 
 // version.cc: the proteus version this library was built as.
 const char* build_version();

@@ -293,25 +293,7 @@ CachedObject produce_variant(const JitModule& base, const std::string& name, con
   if (fn->arg_size() != codes.size())
     throw CompileError("function '" + name + "' takes " + std::to_string(fn->arg_size()) + " arguments, argtypes give " +
                        std::to_string(codes.size()));
-  for (const auto& [index, raw] : values) {
-    llvm::Argument* arg = fn->getArg(index);
-    llvm::Type* type = arg->getType();
-    llvm::Constant* constant = nullptr;
-    if (type->isIntegerTy()) {
-      constant = llvm::ConstantInt::get(type, raw);
-    } else if (type->isFloatTy()) {
-      float f;
-      std::memcpy(&f, &raw, sizeof f);
-      constant = llvm::ConstantFP::get(type, f);
-    } else if (type->isDoubleTy()) {
-      double d;
-      std::memcpy(&d, &raw, sizeof d);
-      constant = llvm::ConstantFP::get(type, d);
-    } else {
-      throw CompileError("argument " + std::to_string(index) + " of '" + name + "' has an IR type that cannot be specialised");
-    }
-    arg->replaceAllUsesWith(constant);
-  }
+  fold_arguments(*fn, values);
   if (auto* ctors = module->getNamedGlobal("llvm.global_ctors")) ctors->eraseFromParent();
   if (auto* dtors = module->getNamedGlobal("llvm.global_dtors")) dtors->eraseFromParent();
   for (llvm::Function& other : *module) {
@@ -358,6 +340,11 @@ CachedObject produce_variant(const JitModule& base, const std::string& name, con
 
 }  // namespace
 
+CachedObject cached_or_produced(const std::string& key, const std::function<CachedObject()>& produce) {
+  compiles++;
+  return load_or_produce(key, produce);
+}
+
 std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
   if (request.frontend != "cpp" && request.frontend != "llvmir")
     throw CompileError("frontend must be 'cpp' or 'llvmir' in this engine, not '" + request.frontend + "'");
@@ -376,9 +363,9 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
   }
   std::shared_ptr<CompiledModule> module;
   if (request.target == "cuda")
-    module = make_device_module(load_or_produce(key, [&] { return produce_cuda(request); }), cuda_runtime);
+    module = make_device_module(load_or_produce(key, [&] { return produce_cuda(request); }), cuda_runtime, cuda_codegen, key);
   else if (request.target == "hip")
-    module = make_device_module(load_or_produce(key, [&] { return produce_hip(request); }), hip_runtime);
+    module = make_device_module(load_or_produce(key, [&] { return produce_hip(request); }), hip_runtime, hip_codegen, key);
   else
     module = link_module(key, load_or_produce(key, [&] { return produce_object(request); }));
   std::lock_guard<std::mutex> lock(cache_mutex);
@@ -393,19 +380,25 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
 std::shared_ptr<CompiledModule> specialize(const std::shared_ptr<CompiledModule>& base_module, const std::string& name,
                                            const std::string& arg_codes,
                                            const std::vector<std::pair<unsigned, uint64_t>>& values) {
-  auto base = std::static_pointer_cast<JitModule>(base_module);  // JitModule is the only implementation
+  if (!base_module->arch().empty()) return device_variant(base_module, name, arg_codes, values);
+  auto base = std::static_pointer_cast<JitModule>(base_module);  // the host implementation
   if (!base || base->bitcode.empty()) throw CompileError("this module cannot be specialised (no IR kept)");
+  std::string key = variant_key(base->key, name, arg_codes, values);
+  compiles++;
+  return link_module(key, load_or_produce(key, [&] { return produce_variant(*base, name, arg_codes, values); }), base);
+}
+
+std::string variant_key(const std::string& base_key, const std::string& name, const std::string& arg_codes,
+                        const std::vector<std::pair<unsigned, uint64_t>>& values) {
   llvm::SHA256 hash;
-  std::string header = "proteus-variant-v1|" + base->key + "|" + name + "|" + arg_codes;
+  std::string header = "proteus-variant-v1|" + base_key + "|" + name + "|" + arg_codes;
   hash.update(header);
   for (const auto& [index, raw] : values) {
     uint64_t pair[2] = {index, raw};
     hash.update(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(pair), sizeof pair));
   }
   hash.update(std::to_string(opt_level()) + "/" + std::to_string(codegen_opt_level()));
-  std::string key = hex_digest(hash.final());
-  compiles++;
-  return link_module(key, load_or_produce(key, [&] { return produce_variant(*base, name, arg_codes, values); }), base);
+  return hex_digest(hash.final());
 }
 
 CallThunk call_thunk(const std::string& signature) {

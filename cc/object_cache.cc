@@ -20,12 +20,12 @@ namespace proteus {
 namespace {
 
 constexpr char kMagic[8] = {'P', 'R', 'O', 'T', 'E', 'U', 'S', 'O'};
-constexpr uint32_t kFormat = 2;
+constexpr uint32_t kFormat = 3;
 constexpr const char* kSuffix = ".pobj";
 constexpr uint64_t kDefaultMaxBytes = 1ull << 30;  // 1 GiB
 
 // Entry layout: magic[8] format:u32 key[64 hex] payload_len:u64 sha256(payload)[32] payload
-// payload: n_functions:u32 (len:u32 name)* object_len:u64 object bitcode_len:u64 bitcode
+// payload: n_functions:u32 (len:u32 name)* object_len:u64 object bitcode_len:u64 bitcode ptx_len:u64 ptx
 struct Writer {
   std::string out;
   void u32(uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
@@ -181,6 +181,7 @@ std::optional<CachedObject> ObjectCache::load(const std::string& key_hex) {
   for (uint32_t i = 0; i < n && p.ok; ++i) entry.functions.push_back(p.bytes(p.u32()));
   entry.object = p.bytes(p.u64());
   entry.bitcode = p.bytes(p.u64());
+  entry.ptx = p.bytes(p.u64());
   if (!p.ok || p.pos != payload.size()) return std::nullopt;
   // LRU: a hit makes the entry young again.
   utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
@@ -198,6 +199,8 @@ void ObjectCache::store(const std::string& key_hex, const CachedObject& entry) {
   payload.bytes(entry.object);
   payload.u64(entry.bitcode.size());
   payload.bytes(entry.bitcode);
+  payload.u64(entry.ptx.size());
+  payload.bytes(entry.ptx);
   Writer file;
   file.bytes(std::string(kMagic, 8));
   file.u32(kFormat);

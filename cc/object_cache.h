@@ -14,9 +14,10 @@
 namespace proteus {
 
 struct CachedObject {
-  std::string object;                  // host: ELF relocatable object; cuda: cubin ("" = PTX only)
-  std::vector<std::string> functions;  // host: names to link eagerly; cuda: the arch
-  std::string bitcode;                 // host: optimised IR (for specialisation); cuda: PTX text
+  std::string object;                  // host: ELF relocatable object; cuda: cubin ("" = PTX only); hip: code object
+  std::vector<std::string> functions;  // host: names to link eagerly; GPU: {arch, kernel names...}
+  std::string bitcode;                 // the optimised IR (for specialisation)
+  std::string ptx;                     // cuda: the PTX
 };
 
 class ObjectCache {

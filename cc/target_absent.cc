@@ -14,6 +14,7 @@ namespace {
 std::string cuda_cache_context(const CompileRequest&) { absent("CUDA"); }
 CachedObject produce_cuda(const CompileRequest&) { absent("CUDA"); }
 DeviceRuntime& cuda_runtime() { absent("CUDA"); }
+CachedObject cuda_codegen(llvm::Module&, const std::string&) { absent("CUDA"); }
 std::string cuda_toolkit_description() { return "none: this backend has no CUDA target"; }
 #endif
 
@@ -21,6 +22,7 @@ std::string cuda_toolkit_description() { return "none: this backend has no CUDA 
 std::string hip_cache_context(const CompileRequest&) { absent("HIP"); }
 CachedObject produce_hip(const CompileRequest&) { absent("HIP"); }
 DeviceRuntime& hip_runtime() { absent("HIP"); }
+CachedObject hip_codegen(llvm::Module&, const std::string&) { absent("HIP"); }
 std::string rocm_description() { return "none: this backend has no HIP target"; }
 #endif
 

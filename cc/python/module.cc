@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "function.h"
@@ -232,8 +233,62 @@ struct Kernel {
   std::string name;
   std::string codes;  // argument kinds, as for functions
   py::list argtypes;
-  void* function = nullptr;  // CUfunction, resolved at the first launch (needs the driver)
+  void* function = nullptr;  // CUfunction / hipFunction_t, resolved at the first launch (needs the runtime)
+  // Runtime specialisation: per tuple of values of these arguments, a variant module (and its handle).
+  std::vector<unsigned> specialize;
+  struct Variant {
+    std::shared_ptr<proteus::CompiledModule> code;
+    void* function = nullptr;
+    uint64_t last_use = 0;
+  };
+  std::map<std::vector<uint64_t>, Variant> variants;
+  uint64_t uses = 0;
+  bool unspecialisable = false;
+  py::object last_variant = py::none();
 };
+
+size_t kernel_variant_limit() {
+  const char* v = std::getenv("PROTEUS_SPECIALIZE_MAX_VARIANTS");
+  long n = v ? std::strtol(v, nullptr, 10) : 0;
+  return n > 0 ? static_cast<size_t>(n) : 64;
+}
+
+// The variant for this launch's values of the specialised arguments (compiled on first use, the
+// least recently used dropped beyond the bound), or nullptr to run the generic kernel.
+Kernel::Variant* select_variant(Kernel& k, const std::vector<uint64_t>& slots) {
+  if (k.specialize.empty() || k.unspecialisable) return nullptr;
+  std::vector<uint64_t> values;
+  std::vector<std::pair<unsigned, uint64_t>> constants;
+  for (unsigned i : k.specialize) {
+    values.push_back(slots[i]);
+    constants.emplace_back(i, slots[i]);
+  }
+  auto it = k.variants.find(values);
+  if (it == k.variants.end()) {
+    std::shared_ptr<proteus::CompiledModule> code;
+    try {
+      py::gil_scoped_release unlocked;
+      code = proteus::specialize(k.code, k.name, k.codes, constants);
+    } catch (const proteus::CompileError& e) {
+      k.unspecialisable = true;
+      std::string message = "proteus: cannot specialise kernel '" + k.name + "', launching the generic one: " + e.what();
+      if (PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) != 0) throw py::error_already_set();
+      return nullptr;
+    }
+    if (k.variants.size() >= kernel_variant_limit()) {
+      auto oldest = std::min_element(k.variants.begin(), k.variants.end(),
+                                     [](auto& a, auto& b) { return a.second.last_use < b.second.last_use; });
+      k.variants.erase(oldest);
+    }
+    it = k.variants.emplace(values, Kernel::Variant{code}).first;
+    Module variant_module;
+    variant_module.code = code;
+    variant_module.target = py::cast<Module&>(k.owner).target;
+    k.last_variant = py::cast(std::move(variant_module));
+  }
+  it->second.last_use = ++k.uses;
+  return &it->second;
+}
 
 // grid/block: an int, or a tuple/list of 1 to 3 ints (missing dimensions are 1).
 void launch_dims(py::handle value, const char* what, unsigned out[3]) {
@@ -296,16 +351,19 @@ void launch(Kernel& k, py::handle grid, py::handle block, py::handle args, unsig
     params[i] = &slots[i];
   }
   void* s = stream_handle(stream);
+  Kernel::Variant* variant = select_variant(k, slots);
+  std::shared_ptr<proteus::CompiledModule> code = variant ? variant->code : k.code;  // alive during the launch
+  void** handle = variant ? &variant->function : &k.function;
   py::gil_scoped_release unlocked;
   try {
-    if (!k.function) k.function = k.code->kernel(k.name);
-    k.code->launch(k.function, g, b, shmem, s, params.data());
+    if (!*handle) *handle = code->kernel(k.name);
+    code->launch(*handle, g, b, shmem, s, params.data());
   } catch (const proteus::SymbolNotFound& e) {
     throw std::runtime_error(e.what());
   }
 }
 
-py::object get_kernel(py::object self, const std::string& name, py::object argtypes) {
+py::object get_kernel(py::object self, const std::string& name, py::object argtypes, py::object specialize) {
   Module& module = self.cast<Module&>();
   if (!is_gpu(module.target)) throw py::value_error("Target is the host, which has no kernels: use get_function()");
   Kernel k;
@@ -314,6 +372,7 @@ py::object get_kernel(py::object self, const std::string& name, py::object argty
   k.name = name;
   k.argtypes = checked_argtypes(argtypes);
   for (py::handle t : k.argtypes) k.codes += t.cast<Type&>().code;
+  k.specialize = checked_specialize(specialize, k.codes, "proteus.ptr");
   return py::cast(std::move(k));
 }
 
@@ -354,6 +413,11 @@ PYBIND11_MODULE(_proteus, m) {
   py::class_<Kernel>(m, "Kernel", "A GPU kernel; launch(grid, block, args, shmem=0, stream=None).")
       .def_property_readonly("name", [](const Kernel& k) { return k.name; })
       .def_property_readonly("argtypes", [](const Kernel& k) { return py::list(k.argtypes); })
+      .def_property_readonly("specialize", [](const Kernel& k) { return k.specialize; })
+      .def_property_readonly("variants", [](const Kernel& k) { return k.variants.size(); },
+                             "how many specialised variants exist now")
+      .def_property_readonly("last_variant", [](const Kernel& k) { return k.last_variant; },
+                             "the Module of the most recently compiled variant (its ptx/cubin), or None")
       .def("launch", &launch, py::arg("grid"), py::arg("block"), py::arg("args"), py::arg("shmem") = 0,
            py::arg("stream") = py::none())
       .def("__repr__", [](const Kernel& k) {
@@ -376,7 +440,9 @@ PYBIND11_MODULE(_proteus, m) {
            "A callable for a host function. specialize=[i, ...]: each call runs a variant compiled for that "
            "call's values of those scalar arguments (one per distinct value tuple, cached).")
       .def("get_kernel", &get_kernel, py::arg("name"), py::arg("argtypes") = py::list(),
-           "A launchable kernel of a GPU module (the driver is opened at the first launch).")
+           py::arg("specialize") = py::none(),
+           "A launchable kernel of a GPU module (the runtime is opened at the first launch). specialize=[i, ...]: "
+           "each launch runs a variant compiled for that launch's values of those scalar arguments.")
       .def_property_readonly("ptx", [](const Module& mod) -> py::object {
         std::string ptx = mod.code->ptx();
         if (ptx.empty()) return py::none();

@@ -228,3 +228,28 @@ def test_saxpy_against_numpy(cuda):
     out = np.empty(n, dtype=np.float32)
     rt.cudaMemcpy(out.ctypes.data, dy, 4 * n, 2)
     np.testing.assert_allclose(out, 2.0 * x + 1.0, rtol=1e-6)
+
+
+SCALE = r'''
+extern "C" __global__ void scale(float* y, int n, float a) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  for (int r = 0; r < n; ++r) if (i < 1024) y[i] *= a;
+}
+'''
+
+
+def test_kernel_specialization_compiles_one_variant_per_value(cuda):
+    m = cuda.compile(SCALE, target="cuda")
+    k = m.get_kernel("scale", [cuda.ptr, cuda.i32, cuda.f32], specialize=[1])
+    assert k.specialize == [1] and k.variants == 0 and k.last_variant is None
+    for n in (4, 8, 4):
+        try:
+            k.launch(1, 64, [0, n, 2.0])
+        except RuntimeError:  # no driver here: the variant is compiled before the launch fails
+            assert not gpu_present()
+    assert k.variants == 2
+    variant = k.last_variant
+    assert variant.arch == m.arch and ".entry scale" in variant.ptx and variant.cubin[:4] == b"\x7fELF"
+    assert "[scale_param_1]" in m.ptx and "[scale_param_1]" not in variant.ptx  # n is no longer read: a constant
+    with pytest.raises(ValueError, match="cannot specialize argument 0: it is a pointer"):
+        m.get_kernel("scale", [cuda.ptr, cuda.i32, cuda.f32], specialize=[0])

@@ -146,3 +146,19 @@ def test_launch_on_an_amd_gpu():
     out = ctypes.c_int(0)
     assert hip.hipMemcpy(ctypes.byref(out), dev, ctypes.c_size_t(4), 2) == 0
     assert out.value == 77
+
+
+@needs_rocm_root
+def test_kernel_specialization_compiles_one_variant_per_value():
+    src = ('extern "C" __global__ void scale(float* y, int n, float a) {\n'
+           '  int i = blockIdx.x * blockDim.x + threadIdx.x;\n'
+           '  for (int r = 0; r < n; ++r) if (i < 1024) y[i] *= a;\n}\n')
+    k = proteus.compile(src, target="hip").get_kernel("scale", [proteus.ptr, proteus.i32, proteus.f32], specialize=[1])
+    for n in (3, 5, 3):
+        try:
+            k.launch(1, 64, [0, n, 2.0])
+        except RuntimeError:
+            assert not amd_gpu_present()
+    assert k.variants == 2
+    code = k.last_variant.cubin
+    assert struct.unpack_from("<H", code, 18)[0] == EM_AMDGPU and b"scale" in code
