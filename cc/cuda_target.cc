@@ -318,25 +318,11 @@ CachedObject produce_cuda(const CompileRequest& request) {
   std::string arch = cuda_arch();
   if (request.compiler == "nvcc") return compile_with_nvcc(request, arch);
   Toolkit toolkit = cached_toolkit();
-  auto context = std::make_unique<llvm::LLVMContext>();
-  std::unique_ptr<llvm::Module> module;
-  if (request.frontend == "cpp") {
-    LanguageFlags cuda;
-    cuda.language = "cuda";
-    cuda.target = {"--cuda-device-only", "--cuda-gpu-arch=" + arch, "--cuda-path=" + toolkit.root};
-    cuda.precompiled_headers = false;
-    module = compile_cpp(request, *context, cuda);
-  } else {
-    module = parse_ir_text(request, *context);
-  }
-  std::string ir;
-  {
-    llvm::raw_string_ostream os(ir);
-    llvm::WriteBitcodeToFile(*module, os);
-  }
-  CachedObject entry = cuda_codegen(*module, arch);
-  entry.bitcode = std::move(ir);
-  return entry;
+  LanguageFlags cuda;
+  cuda.language = "cuda";
+  cuda.target = {"--cuda-device-only", "--cuda-gpu-arch=" + arch, "--cuda-path=" + toolkit.root};
+  cuda.precompiled_headers = false;
+  return produce_device(request, cuda, cuda_codegen, arch);
 }
 
 CachedObject cuda_codegen(llvm::Module& module, const std::string& arch) {

@@ -1,6 +1,7 @@
 #include "device.h"
 
 #include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/IR/Module.h"
 
 #include <dlfcn.h>
@@ -101,6 +102,21 @@ class DeviceModule : public CompiledModule {
 std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, DeviceRuntime& (*runtime)(),
                                                    DeviceCodegen codegen, const std::string& key) {
   return std::make_shared<DeviceModule>(entry, runtime, codegen, key);
+}
+
+CachedObject produce_device(const CompileRequest& request, const LanguageFlags& language, DeviceCodegen codegen,
+                            const std::string& arch) {
+  auto context = std::make_unique<llvm::LLVMContext>();
+  std::unique_ptr<llvm::Module> module =
+      request.frontend == "cpp" ? compile_cpp(request, *context, language) : parse_ir_text(request, *context);
+  std::string ir;
+  {
+    llvm::raw_string_ostream os(ir);
+    llvm::WriteBitcodeToFile(*module, os);
+  }
+  CachedObject entry = codegen(*module, arch);
+  entry.bitcode = std::move(ir);
+  return entry;
 }
 
 std::shared_ptr<CompiledModule> device_variant(const std::shared_ptr<CompiledModule>& base, const std::string& name,

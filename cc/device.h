@@ -33,6 +33,11 @@ using DeviceCodegen = CachedObject (*)(llvm::Module& module, const std::string& 
 CachedObject cuda_codegen(llvm::Module& module, const std::string& arch);
 CachedObject hip_codegen(llvm::Module& module, const std::string& arch);
 
+// One device compile: C++ (with the target's language flags) or LLVM IR -> device IR (kept for
+// specialisation) -> the target's binary.
+CachedObject produce_device(const CompileRequest& request, const LanguageFlags& language, DeviceCodegen codegen,
+                            const std::string& arch);
+
 // A compiled device module: `entry.object` is the binary (cubin / code object; may be empty when
 // PTX exists), `entry.ptx` the PTX (CUDA), `entry.bitcode` the device IR (for specialisation),
 // `entry.functions` = {arch, kernel names...}; `key` its cache key.

@@ -263,29 +263,15 @@ CachedObject produce_hip(const CompileRequest& request) {
   if (request.compiler == "nvcc") throw CompileError("compiler='nvcc' cannot compile for target='hip'; use compiler='clang'");
   std::string arch = hip_arch();
   Rocm rocm = cached_rocm();
-  auto context = std::make_unique<llvm::LLVMContext>();
-  std::unique_ptr<llvm::Module> module;
-  if (request.frontend == "cpp") {
-    LanguageFlags hip;
-    hip.language = "hip";
-    hip.target = {"--cuda-device-only", "--offload-arch=" + arch, "--hip-path=" + rocm.root,
-                  "--rocm-device-lib-path=" + rocm.device_libs,
-                  "-mcode-object-version=" + std::to_string(rocm.code_object_version),
-                  "-D__AMDGCN_WAVEFRONT_SIZE=" + std::to_string(wavefront_size(arch)),
-                  "-include", "hip/hip_runtime.h"};  // as hipcc does: sources need not include it
-    hip.precompiled_headers = false;
-    module = compile_cpp(request, *context, hip);
-  } else {
-    module = parse_ir_text(request, *context);
-  }
-  std::string ir;
-  {
-    llvm::raw_string_ostream os(ir);
-    llvm::WriteBitcodeToFile(*module, os);
-  }
-  CachedObject entry = hip_codegen(*module, arch);
-  entry.bitcode = std::move(ir);
-  return entry;
+  LanguageFlags hip;
+  hip.language = "hip";
+  hip.target = {"--cuda-device-only", "--offload-arch=" + arch, "--hip-path=" + rocm.root,
+                "--rocm-device-lib-path=" + rocm.device_libs,
+                "-mcode-object-version=" + std::to_string(rocm.code_object_version),
+                "-D__AMDGCN_WAVEFRONT_SIZE=" + std::to_string(wavefront_size(arch)),
+                "-include", "hip/hip_runtime.h"};  // as hipcc does: sources need not include it
+  hip.precompiled_headers = false;
+  return produce_device(request, hip, hip_codegen, arch);
 }
 
 CachedObject hip_codegen(llvm::Module& module, const std::string& arch) {
