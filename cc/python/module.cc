@@ -413,6 +413,11 @@ PYBIND11_MODULE(_proteus, m) {
   py::class_<Kernel>(m, "Kernel", "A GPU kernel; launch(grid, block, args, shmem=0, stream=None).")
       .def_property_readonly("name", [](const Kernel& k) { return k.name; })
       .def_property_readonly("argtypes", [](const Kernel& k) { return py::list(k.argtypes); })
+      .def_property_readonly("handle", [](Kernel& k) {
+        py::gil_scoped_release unlocked;
+        if (!k.function) k.function = k.code->kernel(k.name);
+        return reinterpret_cast<uintptr_t>(k.function);
+      }, "the runtime's function handle (CUfunction / hipFunction_t) of the generic kernel; opens the runtime")
       .def_property_readonly("specialize", [](const Kernel& k) { return k.specialize; })
       .def_property_readonly("variants", [](const Kernel& k) { return k.variants.size(); },
                              "how many specialised variants exist now")
