@@ -17,7 +17,6 @@
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Plugins/PassPlugin.h"
 #include "llvm/Support/ErrorHandling.h"
-#include "llvm/Support/SmallVectorMemoryBuffer.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/thread.h"
@@ -183,18 +182,38 @@ void lower_static_constructors(llvm::Module& module) {
   if (auto* gv = module.getNamedGlobal("llvm.global_ctors")) gv->eraseFromParent();
 }
 
-std::unique_ptr<llvm::MemoryBuffer> emit_object(llvm::Module& module, llvm::TargetMachine& tm) {
+std::string emit_code(llvm::Module& module, llvm::TargetMachine& tm, llvm::CodeGenFileType type) {
   module.setDataLayout(tm.createDataLayout());
   std::string errors;
   module.getContext().setDiagnosticHandler(std::make_unique<CollectingDiagnosticHandler>(&errors));
-  llvm::SmallVector<char, 0> object;
-  llvm::raw_svector_ostream os(object);
+  llvm::SmallString<0> code;
+  llvm::raw_svector_ostream os(code);
   llvm::legacy::PassManager pm;
-  if (tm.addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
-    throw CompileError("the target machine cannot emit object files");
+  if (tm.addPassesToEmitFile(pm, os, nullptr, type))
+    throw CompileError("the " + tm.getTargetTriple().str() + " target cannot emit this kind of file");
   pm.run(module);
   if (!errors.empty()) throw CompileError("code generation failed:\n" + errors);
-  return std::make_unique<llvm::SmallVectorMemoryBuffer>(std::move(object), module.getModuleIdentifier(), false);
+  return code.str().str();
+}
+
+std::unique_ptr<llvm::TargetMachine> device_target_machine(llvm::Module& module, const std::string& triple_name,
+                                                           const std::string& cpu,
+                                                           std::optional<llvm::Reloc::Model> relocation,
+                                                           const std::string& target_option) {
+  llvm::Triple triple(triple_name);
+  std::string error;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target) throw CompileError("no " + triple_name + " target in this LLVM: " + error);
+  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
+      triple, cpu, "", llvm::TargetOptions(), relocation, std::nullopt,
+      static_cast<llvm::CodeGenOptLevel>(codegen_opt_level())));
+  if (!tm) throw CompileError("the " + triple_name + " target does not know " + cpu);
+  if (module.getTargetTriple().empty()) module.setTargetTriple(triple);
+  if (module.getTargetTriple().getArch() != triple.getArch())
+    throw CompileError("LLVM IR for " + target_option + " must target " + triple_name + ", not " +
+                       module.getTargetTriple().str());
+  module.setDataLayout(tm->createDataLayout());
+  return tm;
 }
 
 }  // namespace proteus
@@ -207,6 +226,25 @@ llvm::PassPluginLibraryInfo getPollyPluginInfo() {
 }
 
 namespace proteus {
+
+void erase_unused(llvm::Module& module, const llvm::Function* keep, bool internal_globals_only) {
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (llvm::Function& f : llvm::make_early_inc_range(module))
+      if (&f != keep && f.hasLocalLinkage() && f.use_empty()) {
+        f.eraseFromParent();
+        changed = true;
+      }
+    for (llvm::GlobalVariable& gv : llvm::make_early_inc_range(module.globals())) {
+      if (internal_globals_only && !gv.hasLocalLinkage()) continue;
+      gv.removeDeadConstantUsers();
+      if (gv.use_empty()) {
+        gv.eraseFromParent();
+        changed = true;
+      }
+    }
+  }
+}
 
 void fold_arguments(llvm::Function& fn, const std::vector<std::pair<unsigned, uint64_t>>& values) {
   for (const auto& [index, raw] : values) {

@@ -1,15 +1,12 @@
 // C++ -> LLVM IR with Clang 22 in-process, and the header search of DESIGN 6.
-#include <dlfcn.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <thread>
 #include <cstdlib>
-#include <map>
 #include <mutex>
 
 #include "clang/Basic/DiagnosticOptions.h"
@@ -38,46 +35,12 @@ struct HeaderSearch {
   std::string description;
 };
 
-bool is_executable(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
-}
-
-bool is_directory(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-// Runs `binary arg` and returns its stdout (first line), or "" if it fails. Used once per process.
-std::string run_for_line(const std::string& binary, const char* arg) {
-  std::string quoted = "'";
-  for (char c : binary) quoted += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  quoted += "'";
-  std::string cmd = quoted + " " + arg + " 2>/dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return "";
-  std::string out;
-  char buf[512];
-  while (fgets(buf, sizeof buf, pipe)) out += buf;
-  if (pclose(pipe) != 0) return "";
-  auto nl = out.find('\n');
-  return nl == std::string::npos ? out : out.substr(0, nl);
-}
-
 // "clang version 22.1.8 (...)" -> 22; 0 if it is not clang.
 int clang_major(const std::string& binary) {
-  std::string line = run_for_line(binary, "--version");
+  std::string line = first_output_line({binary, "--version"});
   auto pos = line.find("clang version ");
   if (pos == std::string::npos) return 0;
   return std::atoi(line.c_str() + pos + 14);
-}
-
-std::string library_dir() {
-  Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&library_dir), &info) == 0 || !info.dli_fname) return "";
-  std::string path = info.dli_fname;
-  auto slash = path.rfind('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
 // clang's driver finds its resource dir at <real binary dir>/../lib/clang/<major>. If clang 22's
@@ -108,52 +71,32 @@ HeaderSearch resolve_header_search() {
       throw CompileError("PROTEUS_CLANGXX_BIN=" + bin + " is not clang++ " + std::to_string(kClangMajor) +
                          (major ? " (it is clang " + std::to_string(major) + ")" : " (it does not report a clang version)") +
                          "; set PROTEUS_CLANGXX_BIN to a clang++ " + std::to_string(kClangMajor) + " binary or unset it");
-    return from_clang(bin, run_for_line(bin, "-print-resource-dir"), "PROTEUS_CLANGXX_BIN");
+    return from_clang(bin, first_output_line({bin, "-print-resource-dir"}), "PROTEUS_CLANGXX_BIN");
   }
-  if (const char* path = std::getenv("PATH")) {
-    std::string dirs = path;
-    for (const char* name : {"clang++-22", "clang++"}) {
-      size_t start = 0;
-      while (start <= dirs.size()) {
-        size_t end = dirs.find(':', start);
-        if (end == std::string::npos) end = dirs.size();
-        std::string candidate = dirs.substr(start, end - start) + "/" + name;
-        if (end > start && is_executable(candidate)) {
-          std::string resource = resource_dir_beside(candidate);
-          if (!resource.empty()) return from_clang(candidate, resource, "clang++ on PATH");
-        }
-        start = end + 1;
-      }
+  for (const char* name : {"clang++-22", "clang++"}) {
+    for (const std::string& candidate : executables_on_path(name)) {
+      std::string resource = resource_dir_beside(candidate);
+      if (!resource.empty()) return from_clang(candidate, resource, "clang++ on PATH");
     }
   }
-  std::string bundled = library_dir() + "/clang_resource";
+  std::string bundled = library_directory() + "/clang_resource";
   if (!is_directory(bundled + "/include"))
     throw CompileError("no clang++ " + std::to_string(kClangMajor) +
                        " found (PROTEUS_CLANGXX_BIN is unset, none on PATH) and the bundled clang resource headers "
                        "are missing at " + bundled + "/include; reinstall the Proteus backend wheel or set PROTEUS_CLANGXX_BIN");
   // The driver finds the system's C/C++ headers (GCC installation, /usr/include) on its own.
-  return {library_dir() + "/bin/clang++", bundled, "bundled clang resource headers (" + bundled + ") + system headers"};
+  return {library_directory() + "/bin/clang++", bundled, "bundled clang resource headers (" + bundled + ") + system headers"};
 }
 
-// The search depends only on PROTEUS_CLANGXX_BIN and PATH: probe once per distinct pair.
+// The search depends only on PROTEUS_CLANGXX_BIN and PATH: probed once per distinct pair.
 HeaderSearch cached_header_search() {
-  static std::mutex mutex;
-  static std::map<std::string, HeaderSearch> cache;
-  const char* env = std::getenv("PROTEUS_CLANGXX_BIN");
-  const char* path = std::getenv("PATH");
-  std::string key = std::string(env ? env : "\x01") + '\0' + (path ? path : "");
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  HeaderSearch found = resolve_header_search();  // throws: not cached, the user may fix it
-  cache.emplace(key, found);
-  return found;
+  static EnvironmentCache<HeaderSearch> cache({"PROTEUS_CLANGXX_BIN", "PATH"}, resolve_header_search);
+  return cache.get();
 }
 
 }  // namespace
 
 std::string header_search_description() { return cached_header_search().description; }
-std::string clang_resource_dir() { return cached_header_search().resource_dir; }
 
 namespace {
 

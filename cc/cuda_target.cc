@@ -1,17 +1,13 @@
 // target="cuda": the CUDA 12 toolkit, device compiles (clang CUDA -> NVPTX -> PTX -> cubin, or
 // nvcc), GPU modules, and the CUDA driver, opened with dlopen when a kernel is first needed.
 #include <dirent.h>
-#include <dlfcn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <map>
 #include <mutex>
-#include <sstream>
 
 #include <cuda.h>
 
@@ -104,26 +100,15 @@ Toolkit resolve_toolkit() {
 }
 
 Toolkit cached_toolkit() {
-  static std::mutex mutex;
-  static std::map<std::string, Toolkit> cache;
-  std::string key;
-  for (const char* var : {"PROTEUS_CUDA_HOME", "CUDA_HOME", "CUDA_PATH"}) {
-    const char* v = std::getenv(var);
-    key += std::string(v ? v : "") + '\0';
-  }
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  Toolkit found = resolve_toolkit();
-  cache.emplace(key, found);
-  return found;
+  static EnvironmentCache<Toolkit> cache({"PROTEUS_CUDA_HOME", "CUDA_HOME", "CUDA_PATH"}, resolve_toolkit);
+  return cache.get();
 }
 
 // --- the driver ------------------------------------------------------------------------------
 
 // The driver API, typed by cuda.h (CUDA 12), resolved with dlsym: nothing of CUDA is linked.
 struct Driver {
-  void* lib = nullptr;
+  RuntimeLibrary lib;
   decltype(&::cuInit) cuInit;
   decltype(&::cuDeviceGetCount) cuDeviceGetCount;
   decltype(&::cuDeviceGet) cuDeviceGet;
@@ -150,50 +135,31 @@ std::string driver_error(const Driver& d, CUresult code, const char* what) {
 
 // Opened at the first kernel use, never at import or compile (host use needs no driver).
 Driver& driver_api() {
-  static std::mutex mutex;
   static Driver d;
-  static std::string failure;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (d.context) return d;
-  if (!failure.empty()) throw std::runtime_error(failure);
-  d.lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (!d.lib) {
-    failure = std::string("cannot load libcuda.so.1 (the NVIDIA driver), needed to run CUDA kernels: ") + dlerror();
-    throw std::runtime_error(failure);
-  }
-  auto sym = [&](const char* name) {
-    void* p = dlsym(d.lib, name);
-    if (!p) {
-      failure = std::string("libcuda.so.1 lacks ") + name;
-      throw std::runtime_error(failure);
-    }
-    return p;
-  };
-  d.cuGetErrorName = reinterpret_cast<decltype(d.cuGetErrorName)>(sym("cuGetErrorName"));
-  d.cuGetErrorString = reinterpret_cast<decltype(d.cuGetErrorString)>(sym("cuGetErrorString"));
-  d.cuInit = reinterpret_cast<decltype(d.cuInit)>(sym("cuInit"));
-  d.cuDeviceGetCount = reinterpret_cast<decltype(d.cuDeviceGetCount)>(sym("cuDeviceGetCount"));
-  d.cuDeviceGet = reinterpret_cast<decltype(d.cuDeviceGet)>(sym("cuDeviceGet"));
-  d.cuDeviceGetAttribute = reinterpret_cast<decltype(d.cuDeviceGetAttribute)>(sym("cuDeviceGetAttribute"));
-  d.cuDevicePrimaryCtxRetain = reinterpret_cast<decltype(d.cuDevicePrimaryCtxRetain)>(sym("cuDevicePrimaryCtxRetain"));
-  d.cuCtxSetCurrent = reinterpret_cast<decltype(d.cuCtxSetCurrent)>(sym("cuCtxSetCurrent"));
-  d.cuModuleLoadData = reinterpret_cast<decltype(d.cuModuleLoadData)>(sym("cuModuleLoadData"));
-  d.cuModuleUnload = reinterpret_cast<decltype(d.cuModuleUnload)>(sym("cuModuleUnload"));
-  d.cuModuleGetFunction = reinterpret_cast<decltype(d.cuModuleGetFunction)>(sym("cuModuleGetFunction"));
-  d.cuLaunchKernel = reinterpret_cast<decltype(d.cuLaunchKernel)>(sym("cuLaunchKernel"));
-  CUresult rc = d.cuInit(0);
-  int count = 0;
-  if (rc == 0) rc = d.cuDeviceGetCount(&count);
-  if (rc != 0 || count == 0) {
-    failure = rc ? driver_error(d, rc, "cuInit/cuDeviceGetCount") : "CUDA driver: no CUDA device is present";
-    throw std::runtime_error(failure);
-  }
-  CUdevice device = 0;
-  if ((rc = d.cuDeviceGet(&device, 0)) || (rc = d.cuDevicePrimaryCtxRetain(&d.context, device))) {
-    failure = driver_error(d, rc, "cuDevicePrimaryCtxRetain (device 0)");
-    d.context = nullptr;
-    throw std::runtime_error(failure);
-  }
+  static InitialiseOnce once;
+  once.ensure([] {
+    d.lib.open({"libcuda.so.1"}, "the NVIDIA driver, needed to run CUDA kernels");
+    d.lib.bind(d.cuGetErrorName, "cuGetErrorName");
+    d.lib.bind(d.cuGetErrorString, "cuGetErrorString");
+    d.lib.bind(d.cuInit, "cuInit");
+    d.lib.bind(d.cuDeviceGetCount, "cuDeviceGetCount");
+    d.lib.bind(d.cuDeviceGet, "cuDeviceGet");
+    d.lib.bind(d.cuDeviceGetAttribute, "cuDeviceGetAttribute");
+    d.lib.bind(d.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+    d.lib.bind(d.cuCtxSetCurrent, "cuCtxSetCurrent");
+    d.lib.bind(d.cuModuleLoadData, "cuModuleLoadData");
+    d.lib.bind(d.cuModuleUnload, "cuModuleUnload");
+    d.lib.bind(d.cuModuleGetFunction, "cuModuleGetFunction");
+    d.lib.bind(d.cuLaunchKernel, "cuLaunchKernel");
+    CUresult rc = d.cuInit(0);
+    int count = 0;
+    if (rc == 0) rc = d.cuDeviceGetCount(&count);
+    if (rc != 0) throw std::runtime_error(driver_error(d, rc, "cuInit/cuDeviceGetCount"));
+    if (count == 0) throw std::runtime_error("CUDA driver: no CUDA device is present");
+    CUdevice device = 0;
+    if ((rc = d.cuDeviceGet(&device, 0)) || (rc = d.cuDevicePrimaryCtxRetain(&d.context, device)))
+      throw std::runtime_error(driver_error(d, rc, "cuDevicePrimaryCtxRetain (device 0)"));
+  });
   return d;
 }
 
@@ -230,31 +196,15 @@ std::string ptx_for(llvm::Module& module, const std::string& arch) {
     LLVMInitializeNVPTXTargetMC();
     LLVMInitializeNVPTXAsmPrinter();
   });
-  llvm::Triple triple("nvptx64-nvidia-cuda");
-  std::string error;
-  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
-  if (!target) throw CompileError("no NVPTX target in this LLVM: " + error);
-  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
-      triple, arch, "", llvm::TargetOptions(), std::nullopt, std::nullopt,
-      static_cast<llvm::CodeGenOptLevel>(codegen_opt_level())));
-  if (module.getTargetTriple().empty()) module.setTargetTriple(triple);
-  if (module.getTargetTriple().getArch() != llvm::Triple::nvptx64)
-    throw CompileError("LLVM IR for target='cuda' must be NVPTX (nvptx64-nvidia-cuda), not " + module.getTargetTriple().str());
-  module.setDataLayout(tm->createDataLayout());
+  auto tm = device_target_machine(module, "nvptx64-nvidia-cuda", arch, std::nullopt, "target='cuda'");
   optimize(module, *tm, opt_level());
-  llvm::SmallString<0> ptx;
-  llvm::raw_svector_ostream os(ptx);
-  llvm::legacy::PassManager pm;
-  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
-    throw CompileError("the NVPTX target cannot emit PTX");
-  pm.run(module);
-  return ptx.str().str();
+  return emit_code(module, *tm, llvm::CodeGenFileType::AssemblyFile);
 }
 
 // PTX -> cubin with the toolkit's ptxas; "" when there is none (the driver then JIT-compiles PTX).
 std::string cubin_for(const std::string& ptx, const std::string& arch, const Toolkit& toolkit) {
   std::string ptxas = toolkit.root + "/bin/ptxas";
-  if (access(ptxas.c_str(), X_OK) != 0) return "";
+  if (!is_executable(ptxas)) return "";
   TempDir tmp;
   write_file_bytes(tmp.path + "/kernel.ptx", ptx);
   std::string output;
@@ -267,15 +217,11 @@ std::string cubin_for(const std::string& ptx, const std::string& arch, const Too
 
 std::string nvcc_binary() {
   if (const char* bin = std::getenv("PROTEUS_NVCC_BIN"); bin && *bin) {
-    if (access(bin, X_OK) != 0) throw CompileError(std::string("PROTEUS_NVCC_BIN=") + bin + " is not an executable nvcc");
+    if (!is_executable(bin)) throw CompileError(std::string("PROTEUS_NVCC_BIN=") + bin + " is not an executable nvcc");
     return bin;
   }
-  if (const char* path = std::getenv("PATH")) {
-    std::stringstream dirs(path);
-    std::string dir;
-    while (std::getline(dirs, dir, ':'))
-      if (!dir.empty() && access((dir + "/nvcc").c_str(), X_OK) == 0) return dir + "/nvcc";
-  }
+  std::vector<std::string> on_path = executables_on_path("nvcc");
+  if (!on_path.empty()) return on_path.front();
   throw CompileError("compiler='nvcc' needs nvcc: set PROTEUS_NVCC_BIN to its path or put nvcc on PATH");
 }
 

@@ -4,18 +4,6 @@
 #include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/IR/Module.h"
 
-#include <dlfcn.h>
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <fstream>
-#include <sstream>
-
-extern char** environ;
-
 namespace proteus {
 namespace {
 
@@ -67,16 +55,7 @@ class DeviceModule : public CompiledModule {
         if (auto* gv = module->getNamedGlobal(keep_alive)) gv->eraseFromParent();
       for (llvm::Function& other : *module)  // only this kernel stays; what it does not use goes
         if (&other != fn && !other.isDeclaration()) other.setLinkage(llvm::GlobalValue::InternalLinkage);
-      for (bool changed = true; changed;) {
-        changed = false;
-        for (llvm::Function& f : llvm::make_early_inc_range(*module))
-          if (&f != fn && f.hasLocalLinkage() && f.use_empty()) { f.eraseFromParent(); changed = true; }
-        for (llvm::GlobalVariable& gv : llvm::make_early_inc_range(module->globals()))
-          if (gv.removeDeadConstantUsers(), gv.use_empty()) {  // nothing links to a variant
-            gv.eraseFromParent();
-            changed = true;
-          }
-      }
+      erase_unused(*module, fn, /*internal_globals_only=*/false);  // nothing links to a variant
       for (llvm::GlobalVariable& gv : module->globals())  // device globals cannot be shared across modules
         if (!gv.isConstant() && !gv.isDeclaration() && !gv.getName().starts_with("llvm.") &&
             gv.getAddressSpace() != 3 /* shared memory is per block anyway */)
@@ -98,6 +77,31 @@ class DeviceModule : public CompiledModule {
 };
 
 }  // namespace
+
+void RuntimeLibrary::open(std::initializer_list<const char*> candidates, const std::string& what_for) {
+  std::string errors;
+  for (const char* candidate : candidates) {
+    if ((handle = dlopen(candidate, RTLD_NOW | RTLD_LOCAL))) {
+      name = candidate;
+      return;
+    }
+    errors += std::string("\n  ") + dlerror();
+  }
+  throw std::runtime_error("cannot load " + std::string(*candidates.begin()) + " (" + what_for + "):" + errors);
+}
+
+void InitialiseOnce::ensure(const std::function<void()>& initialise) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (done_) return;
+  if (!failure_.empty()) throw std::runtime_error(failure_);
+  try {
+    initialise();
+    done_ = true;
+  } catch (const std::exception& e) {
+    failure_ = e.what();
+    throw std::runtime_error(failure_);
+  }
+}
 
 std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, DeviceRuntime& (*runtime)(),
                                                    DeviceCodegen codegen, const std::string& key) {
@@ -123,69 +127,6 @@ std::shared_ptr<CompiledModule> device_variant(const std::shared_ptr<CompiledMod
                                                const std::string& arg_codes,
                                                const std::vector<std::pair<unsigned, uint64_t>>& values) {
   return static_cast<DeviceModule&>(*base).variant(name, arg_codes, values);  // arch() != "": a DeviceModule
-}
-
-TempDir::TempDir() {
-  char templ[] = "/tmp/proteus-device.XXXXXX";
-  if (!mkdtemp(templ)) throw CompileError("cannot create a temporary directory in /tmp");
-  path = templ;
-}
-
-TempDir::~TempDir() {
-  std::string output;
-  run_command({"rm", "-rf", path}, &output);
-}
-
-int run_command(const std::vector<std::string>& argv, std::string* output) {
-  int pipe_fds[2];
-  if (pipe(pipe_fds) != 0) return -1;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 2);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(pipe_fds[1]);
-  if (rc != 0) {
-    close(pipe_fds[0]);
-    output->append(argv[0] + ": cannot run it\n");
-    return -1;
-  }
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(pipe_fds[0], buf, sizeof buf)) > 0) output->append(buf, n);
-  close(pipe_fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream data;
-  data << in.rdbuf();
-  return data.str();
-}
-
-void write_file_bytes(const std::string& path, const std::string& data) {
-  std::ofstream(path, std::ios::binary) << data;
-}
-
-bool path_exists(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0;
-}
-
-std::string library_directory() {
-  Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&library_directory), &info) == 0 || !info.dli_fname) return ".";
-  std::string path = info.dli_fname;
-  return path.substr(0, path.rfind('/'));
 }
 
 }  // namespace proteus

@@ -2,7 +2,12 @@
 // module type, and the helpers both compilers use. The targets differ in data and runtime calls.
 #pragma once
 
+#include <dlfcn.h>
+
+#include <functional>
+#include <initializer_list>
 #include <memory>
+#include <stdexcept>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -28,6 +33,31 @@ class DeviceRuntime {
 DeviceRuntime& cuda_runtime();
 DeviceRuntime& hip_runtime();
 
+// The shared part of opening a GPU runtime: its library by dlopen and its functions by name.
+struct RuntimeLibrary {
+  void* handle = nullptr;
+  std::string name;  // the candidate that loaded
+  // Opens the first of `candidates` that loads; else throws naming them and what they are for.
+  void open(std::initializer_list<const char*> candidates, const std::string& what_for);
+  template <typename Function>
+  void bind(Function& slot, const char* symbol) {
+    slot = reinterpret_cast<Function>(dlsym(handle, symbol));
+    if (!slot) throw std::runtime_error(name + " lacks " + symbol);
+  }
+};
+
+// Initialisation that runs once, the first time it is needed; a failure is remembered and every
+// later use reports it (a missing driver does not reappear).
+class InitialiseOnce {
+ public:
+  void ensure(const std::function<void()>& initialise);
+
+ private:
+  std::mutex mutex_;
+  bool done_ = false;
+  std::string failure_;
+};
+
 // Device IR -> the target's binary: {binary, {arch, kernels...}, (IR), ptx}.
 using DeviceCodegen = CachedObject (*)(llvm::Module& module, const std::string& arch);
 CachedObject cuda_codegen(llvm::Module& module, const std::string& arch);
@@ -43,20 +73,5 @@ CachedObject produce_device(const CompileRequest& request, const LanguageFlags& 
 // `entry.functions` = {arch, kernel names...}; `key` its cache key.
 std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, DeviceRuntime& (*runtime)(),
                                                    DeviceCodegen codegen, const std::string& key);
-
-// A private temporary directory, removed with its contents.
-struct TempDir {
-  std::string path;
-  TempDir();
-  ~TempDir();
-};
-
-// Runs argv (no shell); returns the exit status, appends stdout+stderr to *output.
-int run_command(const std::vector<std::string>& argv, std::string* output);
-std::string read_file_bytes(const std::string& path);
-void write_file_bytes(const std::string& path, const std::string& data);
-bool path_exists(const std::string& path);
-// The directory of libproteus.so (site-packages/<backend package>).
-std::string library_directory();
 
 }  // namespace proteus

@@ -1,11 +1,9 @@
 // target="hip": the ROCm root, device compiles (clang HIP -> AMDGPU object -> code object with lld
 // in process), and the HIP runtime, opened with dlopen when a kernel is first needed. Building
 // this needs only LLVM 22 (the AMDGPU target and lld); everything of ROCm is found at run time.
-#include <dlfcn.h>
 
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <mutex>
 
 #include "device.h"
@@ -66,19 +64,8 @@ Rocm resolve_rocm() {
 }
 
 Rocm cached_rocm() {
-  static std::mutex mutex;
-  static std::map<std::string, Rocm> cache;
-  std::string key;
-  for (const char* var : {"PROTEUS_ROCM_PATH", "ROCM_PATH"}) {
-    const char* v = std::getenv(var);
-    key += std::string(v ? v : "") + '\0';
-  }
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  Rocm found = resolve_rocm();
-  cache.emplace(key, found);
-  return found;
+  static EnvironmentCache<Rocm> cache({"PROTEUS_ROCM_PATH", "ROCM_PATH"}, resolve_rocm);
+  return cache.get();
 }
 
 std::string hip_arch() {
@@ -100,26 +87,9 @@ std::string object_for(llvm::Module& module, const std::string& arch) {
     LLVMInitializeAMDGPUAsmPrinter();
     LLVMInitializeAMDGPUAsmParser();
   });
-  llvm::Triple triple("amdgcn-amd-amdhsa");
-  std::string error;
-  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
-  if (!target) throw CompileError("no AMDGPU target in this LLVM: " + error);
-  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
-      triple, arch, "", llvm::TargetOptions(), llvm::Reloc::PIC_, std::nullopt,
-      static_cast<llvm::CodeGenOptLevel>(codegen_opt_level())));
-  if (!tm) throw CompileError("the AMDGPU target does not know " + arch);
-  if (module.getTargetTriple().empty()) module.setTargetTriple(triple);
-  if (module.getTargetTriple().getArch() != llvm::Triple::amdgcn)
-    throw CompileError("LLVM IR for target='hip' must be AMDGPU (amdgcn-amd-amdhsa), not " + module.getTargetTriple().str());
-  module.setDataLayout(tm->createDataLayout());
+  auto tm = device_target_machine(module, "amdgcn-amd-amdhsa", arch, llvm::Reloc::PIC_, "target='hip'");
   optimize(module, *tm, opt_level());
-  llvm::SmallString<0> object;
-  llvm::raw_svector_ostream os(object);
-  llvm::legacy::PassManager pm;
-  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
-    throw CompileError("the AMDGPU target cannot emit objects");
-  pm.run(module);
-  return object.str().str();
+  return emit_code(module, *tm, llvm::CodeGenFileType::ObjectFile);
 }
 
 // The AMDGPU object -> an HSA code object (a shared ELF), linked by lld in this process.
@@ -147,7 +117,7 @@ std::string link_code_object(const std::string& object) {
 
 using hipError_t = int;
 struct HipApi {
-  void* lib = nullptr;
+  RuntimeLibrary lib;
   hipError_t (*hipGetDeviceCount)(int*);
   hipError_t (*hipSetDevice)(int);
   hipError_t (*hipModuleLoadData)(void**, const void*);
@@ -157,7 +127,6 @@ struct HipApi {
                                       void**, void**);
   const char* (*hipGetErrorName)(hipError_t);
   const char* (*hipGetErrorString)(hipError_t);
-  bool ready = false;
 };
 
 std::string hip_error(const HipApi& h, hipError_t code, const std::string& what) {
@@ -167,49 +136,26 @@ std::string hip_error(const HipApi& h, hipError_t code, const std::string& what)
          (text ? std::string(" (") + text + ")" : "");
 }
 
+// Opened at the first kernel use, never at import or compile (host use needs no ROCm).
 HipApi& hip_api() {
-  static std::mutex mutex;
   static HipApi h;
-  static std::string failure;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (h.ready) return h;
-  if (!failure.empty()) throw std::runtime_error(failure);
-  std::string tried;
-  for (const char* name : {"libamdhip64.so", "libamdhip64.so.7", "libamdhip64.so.6"}) {
-    if ((h.lib = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
-    tried += std::string("\n  ") + dlerror();
-  }
-  if (!h.lib) {
-    failure = "cannot load libamdhip64.so (the HIP runtime of ROCm), needed to run HIP kernels:" + tried;
-    throw std::runtime_error(failure);
-  }
-  auto sym = [&](const char* name) {
-    void* p = dlsym(h.lib, name);
-    if (!p) {
-      failure = std::string("libamdhip64.so lacks ") + name;
-      throw std::runtime_error(failure);
-    }
-    return p;
-  };
-  h.hipGetErrorName = reinterpret_cast<decltype(h.hipGetErrorName)>(sym("hipGetErrorName"));
-  h.hipGetErrorString = reinterpret_cast<decltype(h.hipGetErrorString)>(sym("hipGetErrorString"));
-  h.hipGetDeviceCount = reinterpret_cast<decltype(h.hipGetDeviceCount)>(sym("hipGetDeviceCount"));
-  h.hipSetDevice = reinterpret_cast<decltype(h.hipSetDevice)>(sym("hipSetDevice"));
-  h.hipModuleLoadData = reinterpret_cast<decltype(h.hipModuleLoadData)>(sym("hipModuleLoadData"));
-  h.hipModuleUnload = reinterpret_cast<decltype(h.hipModuleUnload)>(sym("hipModuleUnload"));
-  h.hipModuleGetFunction = reinterpret_cast<decltype(h.hipModuleGetFunction)>(sym("hipModuleGetFunction"));
-  h.hipModuleLaunchKernel = reinterpret_cast<decltype(h.hipModuleLaunchKernel)>(sym("hipModuleLaunchKernel"));
-  int count = 0;
-  hipError_t rc = h.hipGetDeviceCount(&count);
-  if (rc != 0 || count == 0) {
-    failure = rc ? hip_error(h, rc, "hipGetDeviceCount") : "HIP runtime (libamdhip64.so): no AMD GPU is present";
-    throw std::runtime_error(failure);
-  }
-  if ((rc = h.hipSetDevice(0))) {
-    failure = hip_error(h, rc, "hipSetDevice(0)");
-    throw std::runtime_error(failure);
-  }
-  h.ready = true;
+  static InitialiseOnce once;
+  once.ensure([] {
+    h.lib.open({"libamdhip64.so", "libamdhip64.so.7", "libamdhip64.so.6"},
+               "the HIP runtime of ROCm, needed to run HIP kernels");
+    h.lib.bind(h.hipGetErrorName, "hipGetErrorName");
+    h.lib.bind(h.hipGetErrorString, "hipGetErrorString");
+    h.lib.bind(h.hipGetDeviceCount, "hipGetDeviceCount");
+    h.lib.bind(h.hipSetDevice, "hipSetDevice");
+    h.lib.bind(h.hipModuleLoadData, "hipModuleLoadData");
+    h.lib.bind(h.hipModuleUnload, "hipModuleUnload");
+    h.lib.bind(h.hipModuleGetFunction, "hipModuleGetFunction");
+    h.lib.bind(h.hipModuleLaunchKernel, "hipModuleLaunchKernel");
+    int count = 0;
+    if (hipError_t rc = h.hipGetDeviceCount(&count)) throw std::runtime_error(hip_error(h, rc, "hipGetDeviceCount"));
+    if (count == 0) throw std::runtime_error("HIP runtime (libamdhip64.so): no AMD GPU is present");
+    if (hipError_t rc = h.hipSetDevice(0)) throw std::runtime_error(hip_error(h, rc, "hipSetDevice(0)"));
+  });
   return h;
 }
 

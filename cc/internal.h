@@ -1,8 +1,11 @@
 // Internal interfaces between libproteus' translation units (LLVM types allowed here).
 #pragma once
 
+#include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,7 +29,6 @@ struct LanguageFlags {
 };
 std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context,
                                           const LanguageFlags& language = LanguageFlags());
-std::string clang_resource_dir();  // of the header search in use
 
 // Precompiled headers made and used by compile_cpp in this process.
 uint64_t pch_build_count();
@@ -60,14 +62,71 @@ std::unique_ptr<llvm::TargetMachine> host_target_machine();
 void optimize(llvm::Module& module, llvm::TargetMachine& tm, int level);
 // Replaces llvm.global_ctors by one function named kInitFunction (run after linking).
 void lower_static_constructors(llvm::Module& module);
-// Emits an ELF object; diagnostics of the backend become CompileError.
-std::unique_ptr<llvm::MemoryBuffer> emit_object(llvm::Module& module, llvm::TargetMachine& tm);
+// The code of `module` for `tm`: an object or assembly (PTX); backend diagnostics become CompileError.
+std::string emit_code(llvm::Module& module, llvm::TargetMachine& tm, llvm::CodeGenFileType type);
+// A GPU target machine for `cpu`; sets the module's triple if it has none, else requires this one
+// (naming `target_option`, e.g. "target='cuda'"), and its data layout.
+std::unique_ptr<llvm::TargetMachine> device_target_machine(llvm::Module& module, const std::string& triple,
+                                                           const std::string& cpu,
+                                                           std::optional<llvm::Reloc::Model> relocation,
+                                                           const std::string& target_option);
 inline constexpr const char* kInitFunction = "__proteus_module_init";
+// Erases, until nothing changes, internal functions other than `keep` and global variables that
+// nothing uses (only internal ones if `internal_globals_only`: a host variant links against the
+// base module's external globals). Specialised variants keep just what their function reaches.
+void erase_unused(llvm::Module& module, const llvm::Function* keep, bool internal_globals_only);
 // Replaces the given arguments of `fn` by constants (raw 8-byte slot values, as thunks pass them).
 void fold_arguments(llvm::Function& fn, const std::vector<std::pair<unsigned, uint64_t>>& values);
 
 // version.cc: the proteus version this library was built as.
 const char* build_version();
+
+// system.cc: files, processes, PATH and where libproteus.so lives.
+bool path_exists(const std::string& path);
+bool is_directory(const std::string& path);
+bool is_executable(const std::string& path);
+std::vector<std::string> executables_on_path(const std::string& name);  // in PATH order
+std::string read_file_bytes(const std::string& path);
+void write_file_bytes(const std::string& path, const std::string& data);
+std::string library_directory();  // of libproteus.so (site-packages/<backend package>)
+// Runs argv (no shell); returns the exit status, appends stdout+stderr to *output.
+int run_command(const std::vector<std::string>& argv, std::string* output);
+// The first line argv prints, or "" if it fails.
+std::string first_output_line(const std::vector<std::string>& argv);
+// A private temporary directory, removed with its contents.
+struct TempDir {
+  std::string path;
+  TempDir();
+  ~TempDir();
+};
+
+// A setting resolved from environment variables (a toolkit root, the header search): resolved
+// once per distinct tuple of their values, so tests and users may change them between compiles.
+// A resolution that throws is not cached (the user may fix the setting).
+template <typename T>
+class EnvironmentCache {
+ public:
+  EnvironmentCache(std::vector<const char*> variables, T (*resolve)()) : variables_(std::move(variables)), resolve_(resolve) {}
+  T get() {
+    std::string key;
+    for (const char* var : variables_) {
+      const char* value = std::getenv(var);
+      key += std::string(value ? value : "\x01") + '\0';  // unset differs from empty
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second;
+    T found = resolve_();
+    cache_.emplace(key, found);
+    return found;
+  }
+
+ private:
+  std::vector<const char*> variables_;
+  T (*resolve_)();
+  std::mutex mutex_;
+  std::map<std::string, T> cache_;
+};
 
 // Reports LLVM fatal errors as exceptions instead of exiting the process.
 void install_fatal_error_handlers();

@@ -145,7 +145,7 @@ class JitModule : public CompiledModule {
       else
         functions_[name] = def.getAddress().getValue();
     }
-    for (const auto& name : names) function_names_.push_back(name);
+    function_names_ = names;
     std::sort(function_names_.begin(), function_names_.end());
     if (init_) init_();
   }
@@ -243,8 +243,7 @@ CachedObject produce_object(const CompileRequest& request) {
   }
   lower_static_constructors(*module);
   auto tm = host_target_machine();
-  auto object = emit_object(*module, *tm);
-  entry.object = object->getBuffer().str();
+  entry.object = emit_code(*module, *tm, llvm::CodeGenFileType::ObjectFile);
   return entry;
 }
 
@@ -302,13 +301,7 @@ CachedObject produce_variant(const JitModule& base, const std::string& name, con
     other.setComdat(nullptr);
   }
   // Drop what the variant no longer uses, then only what `fn` reaches is left to check.
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (llvm::Function& f : llvm::make_early_inc_range(*module))
-      if (&f != fn && f.hasLocalLinkage() && f.use_empty()) { f.eraseFromParent(); changed = true; }
-    for (llvm::GlobalVariable& gv : llvm::make_early_inc_range(module->globals()))
-      if (gv.hasLocalLinkage() && gv.use_empty()) { gv.eraseFromParent(); changed = true; }
-  }
+  erase_unused(*module, fn, /*internal_globals_only=*/true);
   for (llvm::GlobalVariable& gv : module->globals()) {
     if (gv.isDeclaration() || gv.getName().starts_with("llvm.")) continue;
     if (gv.hasLocalLinkage() && !gv.isConstant())
@@ -334,7 +327,7 @@ CachedObject produce_variant(const JitModule& base, const std::string& name, con
   optimize(*module, *tm, opt_level() == 0 ? 2 : opt_level());
   CachedObject entry;
   entry.functions.push_back(name);
-  entry.object = emit_object(*module, *tm)->getBuffer().str();
+  entry.object = emit_code(*module, *tm, llvm::CodeGenFileType::ObjectFile);
   return entry;
 }
 
@@ -384,8 +377,7 @@ std::shared_ptr<CompiledModule> specialize(const std::shared_ptr<CompiledModule>
   auto base = std::static_pointer_cast<JitModule>(base_module);  // the host implementation
   if (!base || base->bitcode.empty()) throw CompileError("this module cannot be specialised (no IR kept)");
   std::string key = variant_key(base->key, name, arg_codes, values);
-  compiles++;
-  return link_module(key, load_or_produce(key, [&] { return produce_variant(*base, name, arg_codes, values); }), base);
+  return link_module(key, cached_or_produced(key, [&] { return produce_variant(*base, name, arg_codes, values); }), base);
 }
 
 std::string variant_key(const std::string& base_key, const std::string& name, const std::string& arg_codes,
