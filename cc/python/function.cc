@@ -3,8 +3,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <list>
-#include <map>
 
 namespace proteus_py {
 namespace {
@@ -13,26 +11,18 @@ constexpr Py_ssize_t kInlineSlots = 16;
 
 // The specialised variants of one Function: one compiled module per tuple of values of the
 // specialised arguments, least recently used evicted beyond the bound. Touched with the GIL held.
+// Runtime specialisation of one Function.
 struct Variants {
   struct Entry {
-    std::vector<uint64_t> values;
     std::shared_ptr<proteus::CompiledModule> module;  // shared with calls in flight
     void* address;
   };
   std::shared_ptr<proteus::CompiledModule> base;
   std::vector<unsigned> indices;
   std::string codes;
-  size_t limit = 64;
   bool unspecialisable = false;  // the first attempt failed: calls use the generic function
-  std::list<Entry> lru;          // most recent first
-  std::map<std::vector<uint64_t>, std::list<Entry>::iterator> by_values;
+  VariantCache<Entry> cache;
 };
-
-size_t variant_limit() {
-  const char* v = std::getenv("PROTEUS_SPECIALIZE_MAX_VARIANTS");
-  long n = v ? std::strtol(v, nullptr, 10) : 0;
-  return n > 0 ? static_cast<size_t>(n) : 64;
-}
 
 // 0: absent, 1: found (*out set), -1: error. PyObject_GetOptionalAttr is 3.13+.
 int optional_attr(PyObject* obj, PyObject* name, PyObject** out) {
@@ -187,11 +177,9 @@ bool select_variant(FunctionObject* f, const uint64_t* slots, void** address,
   Variants& v = *f->variants;
   std::vector<uint64_t> values;
   for (unsigned i : v.indices) values.push_back(slots[i]);
-  auto hit = v.by_values.find(values);
-  if (hit != v.by_values.end()) {
-    v.lru.splice(v.lru.begin(), v.lru, hit->second);
-    *address = hit->second->address;
-    *keep_alive = hit->second->module;
+  if (Variants::Entry* hit = v.cache.find(values)) {
+    *address = hit->address;
+    *keep_alive = hit->module;
     return true;
   }
   std::vector<std::pair<unsigned, uint64_t>> constants;
@@ -213,17 +201,9 @@ bool select_variant(FunctionObject* f, const uint64_t* slots, void** address,
     std::string message = "proteus: cannot specialise '" + name + "', calling the generic function: " + failure;
     return PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) == 0;
   }
-  hit = v.by_values.find(values);  // another thread may have made it while we compiled
-  if (hit == v.by_values.end()) {
-    v.lru.push_front({values, module, variant_address});
-    v.by_values[values] = v.lru.begin();
-    while (v.lru.size() > v.limit) {
-      v.by_values.erase(v.lru.back().values);
-      v.lru.pop_back();  // its code is freed once no call in flight holds it
-    }
-  }
-  *address = variant_address;
-  *keep_alive = module;
+  Variants::Entry& entry = v.cache.insert(values, {module, variant_address});
+  *address = entry.address;
+  *keep_alive = entry.module;
   return true;
 }
 
@@ -312,7 +292,7 @@ PyObject* get_module(PyObject* self, void*) { return Py_NewRef(reinterpret_cast<
 PyObject* get_specialize(PyObject* self, void*) { return specialize_list(reinterpret_cast<FunctionObject*>(self)); }
 PyObject* get_variants(PyObject* self, void*) {
   auto* f = reinterpret_cast<FunctionObject*>(self);
-  return PyLong_FromSize_t(f->variants ? f->variants->lru.size() : 0);
+  return PyLong_FromSize_t(f->variants ? f->variants->cache.size() : 0);
 }
 
 PyGetSetDef function_getset[] = {
@@ -327,6 +307,12 @@ PyGetSetDef function_getset[] = {
 };
 
 }  // namespace
+
+size_t variant_limit() {
+  const char* v = std::getenv("PROTEUS_SPECIALIZE_MAX_VARIANTS");
+  long n = v ? std::strtol(v, nullptr, 10) : 0;
+  return n > 0 ? static_cast<size_t>(n) : 64;
+}
 
 bool host_pointer(PyObject* obj, uint64_t* out) {
   if (PyLong_Check(obj)) return from_int_object(obj, out);
@@ -414,7 +400,6 @@ PyObject* make_function(const FunctionSpec& spec) {
     f->variants->base = spec.code;
     f->variants->indices = spec.specialize;
     f->variants->codes = spec.args;
-    f->variants->limit = variant_limit();
   }
   PyObject_GC_Track(reinterpret_cast<PyObject*>(f));
   return reinterpret_cast<PyObject*>(f);

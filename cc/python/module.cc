@@ -239,19 +239,11 @@ struct Kernel {
   struct Variant {
     std::shared_ptr<proteus::CompiledModule> code;
     void* function = nullptr;
-    uint64_t last_use = 0;
   };
-  std::map<std::vector<uint64_t>, Variant> variants;
-  uint64_t uses = 0;
+  VariantCache<Variant> variants;
   bool unspecialisable = false;
   py::object last_variant = py::none();
 };
-
-size_t kernel_variant_limit() {
-  const char* v = std::getenv("PROTEUS_SPECIALIZE_MAX_VARIANTS");
-  long n = v ? std::strtol(v, nullptr, 10) : 0;
-  return n > 0 ? static_cast<size_t>(n) : 64;
-}
 
 // The variant for this launch's values of the specialised arguments (compiled on first use, the
 // least recently used dropped beyond the bound), or nullptr to run the generic kernel.
@@ -263,8 +255,8 @@ Kernel::Variant* select_variant(Kernel& k, const std::vector<uint64_t>& slots) {
     values.push_back(slots[i]);
     constants.emplace_back(i, slots[i]);
   }
-  auto it = k.variants.find(values);
-  if (it == k.variants.end()) {
+  Kernel::Variant* variant = k.variants.find(values);
+  if (!variant) {
     std::shared_ptr<proteus::CompiledModule> code;
     try {
       py::gil_scoped_release unlocked;
@@ -275,19 +267,13 @@ Kernel::Variant* select_variant(Kernel& k, const std::vector<uint64_t>& slots) {
       if (PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) != 0) throw py::error_already_set();
       return nullptr;
     }
-    if (k.variants.size() >= kernel_variant_limit()) {
-      auto oldest = std::min_element(k.variants.begin(), k.variants.end(),
-                                     [](auto& a, auto& b) { return a.second.last_use < b.second.last_use; });
-      k.variants.erase(oldest);
-    }
-    it = k.variants.emplace(values, Kernel::Variant{code}).first;
+    variant = &k.variants.insert(values, Kernel::Variant{code});
     Module variant_module;
     variant_module.code = code;
     variant_module.target = py::cast<Module&>(k.owner).target;
     k.last_variant = py::cast(std::move(variant_module));
   }
-  it->second.last_use = ++k.uses;
-  return &it->second;
+  return variant;
 }
 
 // grid/block: an int, or a tuple/list of 1 to 3 ints (missing dimensions are 1).

@@ -31,6 +31,7 @@ EM_CUDA = 190
 
 
 def gpu_present():
+    """An independent probe (not the backend's is_runtime_compatible, which these tests check)."""
     try:
         lib = ctypes.CDLL("libcuda.so.1")
         count = ctypes.c_int(0)

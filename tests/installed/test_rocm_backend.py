@@ -30,6 +30,7 @@ WITHOUT_HEADER = WITH_HEADER.split("\n", 1)[1]
 
 
 def amd_gpu_present():
+    """An independent probe (not the backend's is_runtime_compatible, which these tests check)."""
     for name in ("libamdhip64.so.7", "libamdhip64.so.6", "libamdhip64.so"):
         try:
             lib = ctypes.CDLL(name)

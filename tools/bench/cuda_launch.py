@@ -7,7 +7,6 @@ usage: PROTEUS_BACKEND_KIND=cuda python tools/bench/cuda_launch.py   (cuda backe
 
 import ctypes
 import os
-import sys
 import time
 import timeit
 
@@ -36,17 +35,10 @@ extern "C" double raw_launch_ns(void* function, int n) {
 '''
 
 
-def gpu_present():
-    try:
-        lib = ctypes.CDLL("libcuda.so.1")
-        count = ctypes.c_int(0)
-        return lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
-    except OSError:
-        return False
-
-
 def main():
-    if not gpu_present():
+    import proteus_backend_cuda
+
+    if not proteus_backend_cuda.is_runtime_compatible():  # the backend's own probe: driver + a device
         print("cuda_launch.py: no NVIDIA driver with a CUDA device here; nothing measured")
         return
     sync = ctypes.CDLL("libcuda.so.1").cuCtxSynchronize
