@@ -216,35 +216,41 @@ std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::L
   flags.insert(flags.end(), request.extra_args.begin(), request.extra_args.end());
   std::string prefix = (pch_enabled() && language.precompiled_headers) ? include_prefix(request.source) : "";
 
-  // With a PCH first (if the source starts with system #includes); a PCH clang rejects is rebuilt
-  // once; a source that fails either way is compiled plainly so its diagnostics are the usual ones.
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    std::string pch = (prefix.empty() || attempt == 2) ? "" : precompiled_header(flags, prefix, search, attempt == 1);
-    if (attempt < 2 && pch.empty() && !prefix.empty()) attempt = 1;  // no PCH possible: go plain
+  // One frontend run, with the PCH `pch` ("" for none): the module, or nullptr with *diagnostics.
+  auto run = [&](const std::string& pch, std::string* diagnostics) -> std::unique_ptr<llvm::Module> {
     std::vector<std::string> args = flags;
     if (!pch.empty()) args.insert(args.end(), {"-include-pch", pch});
     args.insert(args.end(), {"-x", language.language, request.source_name});
-
-    std::string diagnostics;
-    llvm::raw_string_ostream diag_stream(diagnostics);
+    diagnostics->clear();
+    llvm::raw_string_ostream diag_stream(*diagnostics);
     auto invocation = make_invocation(args, diag_stream, request.source);
-    if (!invocation) throw CompileError("the compiler driver rejected the arguments (extra_args, toolkit paths):\n" + diagnostics);
+    if (!invocation)
+      throw CompileError("the compiler driver rejected the arguments (extra_args, toolkit paths):\n" + *diagnostics);
     clang::EmitLLVMOnlyAction action(&context);
-    bool ok = run_frontend(invocation, action, diag_stream);
-    if (ok) {
-      if (!pch.empty()) pch_uses++;
-      std::unique_ptr<llvm::Module> module = action.takeModule();
-      if (!module) throw CompileError("the clang frontend produced no module:\n" + diagnostics);
-      return module;
+    if (!run_frontend(invocation, action, diag_stream)) return nullptr;
+    std::unique_ptr<llvm::Module> module = action.takeModule();
+    if (!module) throw CompileError("the clang frontend produced no module:\n" + *diagnostics);
+    return module;
+  };
+
+  std::string diagnostics;
+  // With a PCH first (if the source starts with system #includes); a PCH clang rejects is rebuilt
+  // once; an error in the user's code is reported from a plain compile, so diagnostics are the usual ones.
+  if (!prefix.empty()) {
+    for (bool rebuild : {false, true}) {
+      std::string pch = precompiled_header(flags, prefix, search, rebuild);
+      if (pch.empty()) break;  // no PCH possible here: compile plainly
+      if (auto module = run(pch, &diagnostics)) {
+        pch_uses++;
+        return module;
+      }
+      bool pch_rejected = diagnostics.find(pch) != std::string::npos ||
+                          diagnostics.find("precompiled header") != std::string::npos;
+      if (!pch_rejected) break;
     }
-    if (pch.empty()) {
-      if (diagnostics.empty()) diagnostics = "the clang frontend failed without diagnostics";
-      throw CompileError(diagnostics);
-    }
-    if (diagnostics.find(pch) == std::string::npos && diagnostics.find("precompiled header") == std::string::npos)
-      attempt = 1;  // an error in the user's code: report it from a plain compile
   }
-  throw CompileError("the clang frontend failed");  // not reached
+  if (auto module = run("", &diagnostics)) return module;
+  throw CompileError(diagnostics.empty() ? "the clang frontend failed without diagnostics" : diagnostics);
 }
 
 }  // namespace proteus
