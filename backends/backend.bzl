@@ -4,14 +4,16 @@ one call; the code (native module, engine, package __init__) is shared."""
 load("@llvm//:llvm_info.bzl", "LLVM_MAJOR")
 load("@proteus_py//:pythons.bzl", "PYTHONS")
 load("@proteus_version//:version.bzl", "VERSION")
-load("@rules_cc//cc:defs.bzl", "cc_binary")
+load("//cc:native.bzl", "manylinux_cc_binary")
+load("//tools:project.bzl", "BACKEND_CLASSIFIERS", "BACKEND_LICENSE", "PROJECT_URLS", "PYTHON_REQUIRES")
 load("//tools:repair.bzl", "repaired_wheel")
 load("//tools:wheel.bzl", "py_wheel_dist")
 
-# The platform tag the wheels reach: on Linux the manylinux policy of the build machine (Debian 12:
-# glibc 2.36, GCC 12's libstdc++; `auditwheel show` in //tests:wheel_hygiene checks it), on macOS
-# arm64 (--config=macos, not built or tested here) the delocated macosx tag.
-MANYLINUX_POLICY = "manylinux_2_36_x86_64"
+# The platform tag the wheels reach: on Linux manylinux_2_28 (glibc 2.28, RHEL 8 and newer: the link
+# binds to @manylinux_sysroot, cc/native.bzl), which the repair action enforces and
+# //tests:wheel_hygiene checks with `auditwheel show`; on macOS arm64 (--config=macos, not built or
+# tested here) the delocated macosx tag.
+MANYLINUX_POLICY = "manylinux_2_28_x86_64"
 MACOS_POLICY = "macosx_14_0_arm64"
 
 def _by_platform(linux, macos):
@@ -34,6 +36,7 @@ def proteus_backend(
         distribution,
         priority,
         summary,
+        classifiers = [],
         cuda_major = None,
         rocm_version = None,
         runtime_probe = None,
@@ -67,14 +70,14 @@ def proteus_backend(
     for py in PYTHONS:
         tag = py["tag"]
         extension = "_proteus" + py["ext_suffix"]
-        cc_binary(
+        manylinux_cc_binary(
             name = extension,
             srcs = ["//cc:python_module_srcs"],
-            linkopts = ["-Wl,-rpath,$$ORIGIN"],
+            exports_map = "//cc:python/exports.map",
             linkshared = True,
             local_defines = defines,
             deps = [
-                "//cc:libproteus_" + kind,
+                "//cc:engine_" + kind,
                 "@proteus_py//:%s_headers" % tag,
                 "@proteus_py//:pybind11",
             ],
@@ -86,7 +89,12 @@ def proteus_backend(
             abi = tag,
             platform = _by_platform("linux_x86_64", "macosx_14_0_arm64"),
             summary = summary,
-            description_file = "//:README.md",
+            description_file = "DESCRIPTION.md",
+            classifiers = BACKEND_CLASSIFIERS + classifiers,
+            license = BACKEND_LICENSE,
+            license_files = ["//:LICENSE", "@third_party_notices//:backend_notices"],
+            project_urls = PROJECT_URLS,
+            python_requires = PYTHON_REQUIRES,
             requires = ["proteus-python==" + VERSION],
             extra_requires = extra_requires,
             entry_points = {"proteus.backends": ["%s = %s:get_backend" % (kind, package)]},
@@ -94,7 +102,6 @@ def proteus_backend(
                 ":package_init": package,
                 ":manifest": package,
                 ":" + extension: package,
-                "//cc:%s/libproteus.so" % kind: package,
                 "@llvm//:clang_resource_headers": package + "/clang_resource/include=lib/clang/%d/include" % LLVM_MAJOR,
             },
         )

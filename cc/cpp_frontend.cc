@@ -1,4 +1,4 @@
-// C++ -> LLVM IR with Clang 22 in-process, and the header search of DESIGN 6.
+// C++ -> LLVM IR with Clang 22 in-process, and the header search of ARCHITECTURE 6.
 #include <sys/stat.h>
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-// Internal interfaces between libproteus' translation units (LLVM types allowed here).
+// Internal interfaces between the engine's translation units (LLVM types allowed here).
 #pragma once
 
 #include <cstdlib>
@@ -17,7 +17,7 @@
 
 namespace proteus {
 
-// Environment knobs (DESIGN 6), read on each use so tests can vary them per process.
+// Environment knobs (ARCHITECTURE 6), read on each use so tests can vary them per process.
 int opt_level();          // PROTEUS_OPT_LEVEL, default 3
 int codegen_opt_level();  // PROTEUS_CODEGEN_OPT_LEVEL, default 3
 
@@ -81,14 +81,14 @@ void fold_arguments(llvm::Function& fn, const std::vector<std::pair<unsigned, ui
 // version.cc: the proteus version this library was built as.
 const char* build_version();
 
-// system.cc: files, processes, PATH and where libproteus.so lives.
+// system.cc: files, processes, PATH and where the engine's shared object lives.
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
 bool is_executable(const std::string& path);
 std::vector<std::string> executables_on_path(const std::string& name);  // in PATH order
 std::string read_file_bytes(const std::string& path);
 void write_file_bytes(const std::string& path, const std::string& data);
-std::string library_directory();  // of libproteus.so (site-packages/<backend package>)
+std::string library_directory();  // of the shared object (or executable) holding the engine
 // Runs argv (no shell); returns the exit status, appends stdout+stderr to *output.
 int run_command(const std::vector<std::string>& argv, std::string* output);
 // The first line argv prints, or "" if it fails.

@@ -1,4 +1,4 @@
-// The persistent, cross-process object cache (DESIGN 6): compiled objects on disk, keyed by a
+// The persistent, cross-process object cache (ARCHITECTURE 6): compiled objects on disk, keyed by a
 // hash of everything that changes the code. Entries are written atomically (temp file + rename)
 // and verified on read (magic, format, key, length, checksum); anything else is a miss.
 #pragma once

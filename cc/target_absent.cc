@@ -1,4 +1,4 @@
-// Stand-ins for a device target this libproteus is built without (see cc/BUILD.bazel): each
+// Stand-ins for a device target this engine is built without (see cc/BUILD.bazel): each
 // backend links only the device targets it ships, so the host wheel carries no GPU code
 // generator. Built once per target with PROTEUS_ABSENT_CUDA or PROTEUS_ABSENT_HIP.
 #include "device.h"
@@ -6,7 +6,7 @@
 namespace proteus {
 namespace {
 [[noreturn]] void absent(const char* target) {
-  throw CompileError(std::string("this build of libproteus has no ") + target + " target");
+  throw CompileError(std::string("this backend is built without the ") + target + " target");
 }
 }  // namespace
 

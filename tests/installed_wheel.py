@@ -1,4 +1,4 @@
-"""The installed-wheel harness (DESIGN 7): built wheels -> clean venvs -> tests run inside them.
+"""The installed-wheel harness (ARCHITECTURE 7): built wheels -> clean venvs -> tests run inside them.
 
 Each venv is made with `python -m venv` from one target interpreter, gets the test tools from the
 hash-pinned wheelhouse, and the product wheels with `pip install --no-index` from the built files
@@ -32,8 +32,9 @@ CUDA_TOOLKIT = ["nvidia-cuda-runtime-cu12", "nvidia-cuda-nvcc-cu12", "nvidia-cud
 # name -> (built distributions to install, packages from the test wheelhouse, test files under tests/installed/)
 VENVS = {
     "shim-only": ([SHIM], TEST_TOOLS, ["test_shim_only.py"]),
-    "host": ([SHIM, HOST], TEST_TOOLS, ["test_host_backend.py", "test_cache.py", "test_specialize.py",
-                                        "test_bad_input.py", "test_threads.py", "test_coexistence.py"]),
+    "host": ([SHIM, HOST], TEST_TOOLS + ["mypy"], ["test_host_backend.py", "test_cache.py", "test_specialize.py",
+                                                   "test_bad_input.py", "test_threads.py", "test_coexistence.py",
+                                                   "test_typing.py"]),
     "cuda": ([SHIM, HOST, CUDA], TEST_TOOLS + CUDA_TOOLKIT, ["test_cuda_backend.py"]),
     "rocm": ([SHIM, HOST, ROCM], TEST_TOOLS, ["test_rocm_backend.py"]),
 }
@@ -160,7 +161,11 @@ def test_sdist_rebuilds_the_shim_wheel(tmp_path):
             meta = email.parser.Parser().parsestr(
                 zf.read(next(n for n in zf.namelist() if n.endswith("METADATA"))).decode())
             eps = zf.read(next(n for n in zf.namelist() if n.endswith("entry_points.txt"))).decode()
-        fields = {k: sorted(meta.get_all(k) or []) for k in ("Name", "Version", "Requires-Python", "Requires-Dist")}
+            licenses = sorted(n.split("/licenses/", 1)[1] for n in zf.namelist() if ".dist-info/licenses/" in n)
+        fields = {k: sorted(meta.get_all(k) or []) for k in ("Metadata-Version", "Name", "Version", "Summary",
+                                                             "Requires-Python", "Requires-Dist", "License-Expression",
+                                                             "License-File", "Classifier", "Project-URL")}
+        fields["licenses"] = licenses
         return files, fields, configparser_sections(eps)
 
     assert contents(rebuilt) == contents(ours)

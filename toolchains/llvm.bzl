@@ -46,10 +46,13 @@ LLVM_VERSION = "{version}"
 LLVM_MAJOR = {major}
 """.format(version = version, major = LLVM_MAJOR))
 
-    # Static LLVM/Clang archives: lld pulls only the members we use, in any order. The system
-    # libraries they need are linked dynamically (z3 and libxml2 only back code we never reach).
-    # zstd is linked statically (Debian's libzstd.a is PIC) so the wheel vendors nothing.
-    link_system = [("-l:libzstd.a" if l == "-lzstd" else l) for l in system_libs if l.startswith("-l")]
+    # Static LLVM/Clang archives: lld pulls only the members we use, in any order. On Linux the
+    # compression libraries are linked statically too (Debian's libz.a and libzstd.a are PIC; the
+    # manylinux sysroot carries them), so a wheel needs nothing beyond glibc and libgcc_s; z3 and
+    # libxml2 only back code we never reach and are left out.
+    unused = ["-lxml2", "-lz3"]
+    static = {"-lz": "-l:libz.a", "-lzstd": "-l:libzstd.a"} if ctx.os.name == "linux" else {}
+    link_system = [static.get(l, l) for l in system_libs if l.startswith("-l") and l not in unused]
     ctx.file("BUILD.bazel", """package(default_visibility = ["//visibility:public"])
 
 exports_files(["llvm_info.bzl"])

@@ -1,13 +1,15 @@
 """Repository rule @proteus_py: the interpreters we build for, pybind11, and the build's Python tools.
 
 - Interpreters: `PROTEUS_PYTHONS` (comma-separated commands or paths, e.g. "python3.10,python3.11"),
-  default `python3`. Each one gives a `cpXY_headers` cc_library and an entry in `pythons.bzl`.
+  default `python3`; `all` means every version of PYTHON_VERSIONS in tools/project.bzl (`--config=matrix`). Each one gives a `cpXY_headers` cc_library and an entry in `pythons.bzl`.
 - Tools: one venv made with `PROTEUS_TOOLS_PYTHON` (default `python3`), filled by pip from `requirements-tools.txt`
   with `--require-hashes` (pybind11, packaging, wheel, setuptools-scm, auditwheel, twine, ...).
   Build actions run `@proteus_py//:tool_python`.
 - Test wheelhouse: the wheels of `requirements-test.txt`, hash-checked, for the clean venvs of the
   installed-wheel tests (`pip install --no-index --find-links`).
 """
+
+load("//tools:project.bzl", "PYTHON_VERSIONS")
 
 _PROBE = """
 import json, sys, sysconfig
@@ -45,6 +47,8 @@ def _pyenv_interpreter(ctx, name):
 
 def _python_repo_impl(ctx):
     requested = ctx.os.environ.get("PROTEUS_PYTHONS", "python3")
+    if requested == "all":
+        requested = ",".join(["python" + v for v in PYTHON_VERSIONS])
     pythons = []
     for name in [n.strip() for n in requested.split(",") if n.strip()]:
         exe = ctx.path(name) if "/" in name else (_pyenv_interpreter(ctx, name) or ctx.which(name))

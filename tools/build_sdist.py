@@ -38,6 +38,8 @@ def pyproject(spec: dict, readme: str | None, packages: list) -> str:
         f"version = {toml_string(spec['version'])}",
         f"description = {toml_string(spec['summary'])}",
         f"license = {toml_string(spec['license'])}",
+        "license-files = [" + ", ".join(toml_string(n) for n in sorted(spec["license_files"])) + "]",
+        "classifiers = [" + ", ".join(toml_string(c) for c in spec["classifiers"]) + "]",
         f"requires-python = {toml_string(spec['requires_python'])}",
         "dependencies = [" + ", ".join(toml_string(r) for r in spec["requires"]) + "]",
     ]
@@ -65,6 +67,9 @@ def main(spec_path: str, out_path: str) -> None:
     for dest, src in spec["files"].items():
         with open(src, "rb") as f:
             members[dest] = f.read()
+    for license_name, src in spec["license_files"].items():  # at the root, as License-File names them
+        with open(src, "rb") as f:
+            members[license_name] = f.read()
     readme = None
     if spec.get("description_file"):
         readme = os.path.basename(spec["description_file"])

@@ -11,6 +11,7 @@ import stat
 import sys
 import zipfile
 
+from packaging.licenses import canonicalize_license_expression
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.tags import parse_tag
@@ -26,14 +27,19 @@ def record_hash(data: bytes) -> str:
 
 
 def metadata_text(spec: dict) -> str:
+    # Metadata 2.4 (PEP 639): an SPDX License-Expression, and License-File for each text that
+    # .dist-info/licenses/ (or the sdist's root) carries. No "License ::" classifier: PEP 639
+    # forbids it beside License-Expression.
     lines = [
-        "Metadata-Version: 2.1",
+        "Metadata-Version: 2.4",
         f"Name: {spec['distribution']}",
         f"Version: {spec['version']}",
         f"Summary: {spec['summary']}",
-        f"License: {spec['license']}",
-        f"Requires-Python: {SpecifierSet(spec['requires_python'])}",
+        f"License-Expression: {canonicalize_license_expression(spec['license'])}",
     ]
+    lines += [f"License-File: {name}" for name in sorted(spec["license_files"])]
+    lines += [f"Classifier: {c}" for c in spec["classifiers"]]
+    lines.append(f"Requires-Python: {SpecifierSet(spec['requires_python'])}")
     for label, url in sorted(spec["project_urls"].items()):
         lines.append(f"Project-URL: {label}, {url}")
     for req in spec["requires"]:
@@ -85,6 +91,9 @@ def main(spec_path: str, out_path: str) -> None:
     for dest, src in spec["files"].items():
         with open(src, "rb") as f:
             entries[dest] = (f.read(), bool(os.stat(src).st_mode & stat.S_IXUSR))
+    for license_name, src in spec["license_files"].items():
+        with open(src, "rb") as f:
+            entries[f"{dist_info}/licenses/{license_name}"] = (f.read(), False)
     entries[f"{dist_info}/METADATA"] = (metadata_text(spec).encode(), False)
     entries[f"{dist_info}/WHEEL"] = (wheel_text(spec).encode(), False)
     if spec["entry_points"]:

@@ -34,7 +34,7 @@ repaired_wheel = rule(
     implementation = _repaired_wheel_impl,
     attrs = dict(PYTHON_TOOL_ATTRS, **{
         "wheel": attr.label(mandatory = True, providers = [WheelInfo]),
-        "policy": attr.string(mandatory = True, doc = "the platform tag to reach, e.g. manylinux_2_36_x86_64"),
+        "policy": attr.string(mandatory = True, doc = "the platform tag to reach, e.g. manylinux_2_28_x86_64"),
         "tool": attr.string(default = "auditwheel", values = ["auditwheel", "delocate"]),
         "exclude": attr.string_list(doc = "sonames never vendored (GPU drivers)"),
         "_repair": attr.label(default = "//tools:repair_wheel.py", allow_single_file = True),

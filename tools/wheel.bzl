@@ -43,6 +43,12 @@ def _py_wheel_dist_impl(ctx):
     if ctx.file.description_file:
         description = ctx.file.description_file.path
         inputs.append(ctx.file.description_file)
+    license_files = {}
+    for f in ctx.files.license_files:
+        if f.basename in license_files:
+            fail("two license files are named %s in wheel %s" % (f.basename, ctx.label))
+        license_files[f.basename] = f.path
+        inputs.append(f)
     spec = ctx.actions.declare_file(ctx.label.name + ".wheel.json")
     ctx.actions.write(spec, json.encode_indent({
         "distribution": ctx.attr.distribution,
@@ -53,6 +59,8 @@ def _py_wheel_dist_impl(ctx):
         "summary": ctx.attr.summary,
         "description_file": description,
         "license": ctx.attr.license,
+        "license_files": license_files,
+        "classifiers": ctx.attr.classifiers,
         "requires_python": ctx.attr.python_requires,
         "requires": ctx.attr.requires,
         "extra_requires": ctx.attr.extra_requires,
@@ -84,7 +92,12 @@ py_wheel_dist = rule(
         "platform": attr.string(default = "any"),
         "summary": attr.string(mandatory = True),
         "description_file": attr.label(allow_single_file = True),
-        "license": attr.string(default = "Apache-2.0"),
+        "license": attr.string(default = "Apache-2.0", doc = "SPDX license expression (License-Expression)"),
+        "license_files": attr.label_list(
+            allow_files = True,
+            doc = "license and notice texts, shipped in .dist-info/licenses/ (License-File)",
+        ),
+        "classifiers": attr.string_list(doc = "Trove classifiers"),
         "python_requires": attr.string(default = ">=3.10"),
         "requires": attr.string_list(),
         "extra_requires": attr.string_list_dict(),

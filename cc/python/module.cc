@@ -454,14 +454,31 @@ PYBIND11_MODULE(_proteus, m) {
                py::repr(py::cast(mod.code->function_names())).cast<std::string>() + ">";
       });
 
-  m.def("compile", &compile, py::arg("source"), py::arg("frontend") = "cpp", py::arg("target") = "host",
-        py::arg("extra_args") = py::list(), py::arg("compiler") = "clang", py::arg("verify") = false,
-        "Compile C++ (frontend='cpp') or LLVM IR/bitcode (frontend='llvmir'); source is text or a path.");
+  {
+    // A docstring that starts "name(signature)\n--\n\n" gives the builtin a __text_signature__, so
+    // inspect.signature(proteus.compile) and help() show the real parameters (pybind11's own
+    // signature line is not in that form, hence disabled for this one definition).
+    py::options options;
+    options.disable_function_signatures();
+    m.def("compile", &compile, py::arg("source"), py::arg("frontend") = "cpp", py::arg("target") = "host",
+          py::arg("extra_args") = py::list(), py::arg("compiler") = "clang", py::arg("verify") = false,
+          "compile(source, frontend='cpp', target='host', extra_args=[], compiler='clang', verify=False)\n--\n\n"
+          "Compile source at run time with the in-process Clang/LLVM 22 and return a Module.\n\n"
+          "source: C++ (or CUDA/HIP) text, LLVM IR text or bitcode bytes, or the path of a file (a str\n"
+          "    naming an existing file, or an os.PathLike, which must exist).\n"
+          "frontend: 'cpp' or 'llvmir' ('mlir' where the backend has it).\n"
+          "target: 'host' (alias 'native'), 'cuda' or 'hip' where the backend has that target.\n"
+          "extra_args: flags for clang (-D, -I, -std=, -O...), cpp only.\n"
+          "compiler: 'clang', or 'nvcc' for target='cuda'.\n"
+          "verify: run LLVM's verifier on the generated IR.\n\n"
+          "Bad source raises proteus.CompileError carrying the compiler's diagnostics.");
+  }
 
   m.def("backend_info", [] {
     proteus::EngineStats stats = proteus::engine_stats();
     py::dict info;
     info["llvm_version"] = proteus::llvm_version();
+    info["build"] = proteus::build_mode();
     if (kHasCuda) info["cuda_toolkit"] = proteus::cuda_toolkit_description();
     if (kHasHip) info["rocm"] = proteus::rocm_description();
     info["distribution"] = backend_distribution();

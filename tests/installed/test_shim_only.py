@@ -31,9 +31,11 @@ def test_metadata():
     assert dist.version == proteus.__version__
     assert dist.metadata["Requires-Python"] == ">=3.10"
     assert dist.metadata["Summary"]
-    assert dist.metadata["License"]
+    assert dist.metadata["License-Expression"] == "Apache-2.0" and dist.metadata["Metadata-Version"] == "2.4"
     files = {str(f) for f in dist.files}
     assert "proteus/__init__.py" in files and "proteus/_version.py" in files
+    assert {"proteus/py.typed", "proteus/__init__.pyi"} <= files
+    assert any(f.endswith(".dist-info/licenses/LICENSE") for f in files)
 
 
 @pytest.mark.parametrize("args", [[], ["--json"]])

@@ -1,6 +1,5 @@
-// libproteus: the JIT engine's public C++ API. LLVM-free on purpose: libproteus links LLVM and
-// Clang statically and exports only the `proteus::` names below (exports.map), so no LLVM type
-// may cross this boundary.
+// The JIT engine's API, what the Python module (cc/python) builds on. LLVM-free on purpose: the
+// engine links LLVM and Clang statically behind it, so no LLVM type or header reaches its users.
 #pragma once
 
 #include <cstdint>
@@ -9,24 +8,22 @@
 #include <string>
 #include <vector>
 
-#define PROTEUS_API __attribute__((visibility("default")))
-
 namespace proteus {
 
 // Bad source, invalid IR, undefined symbols, a broken toolchain setting: carries the diagnostics.
-class PROTEUS_API CompileError : public std::runtime_error {
+class CompileError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
 // The persistent cache directory cannot be used safely (wrong owner or permissions).
-class PROTEUS_API CacheError : public std::runtime_error {
+class CacheError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
 // A name that the compiled module does not define.
-class PROTEUS_API SymbolNotFound : public std::runtime_error {
+class SymbolNotFound : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
@@ -43,7 +40,7 @@ struct CompileRequest {
 
 // The compiled, linked code of one compile() call. Freed (static destructors run, memory
 // returned) when the last reference goes.
-class PROTEUS_API CompiledModule {
+class CompiledModule {
  public:
   virtual ~CompiledModule() = default;
   // Address of a defined symbol; throws SymbolNotFound naming it.
@@ -65,29 +62,29 @@ class PROTEUS_API CompiledModule {
   }
 };
 // The CUDA toolkit / ROCm root the GPU targets use (root and how it was found), or why there is none.
-PROTEUS_API std::string cuda_toolkit_description();
-PROTEUS_API std::string rocm_description();
+std::string cuda_toolkit_description();
+std::string rocm_description();
 
 // Compiles and links for the host CPU. Thread-safe; an identical request made while an earlier
 // result is still alive returns that same module (the in-memory cache).
-PROTEUS_API std::shared_ptr<CompiledModule> compile(const CompileRequest& request);
+std::shared_ptr<CompiledModule> compile(const CompileRequest& request);
 
 // A variant of function `name` of `base` with the arguments at the given indices replaced by the
 // given values (raw 8-byte slots, as call thunks read them) and re-optimised; `arg_codes` is the
 // function's argument kinds (see call_thunk). Cached in memory by the caller, on disk here.
 // Throws CompileError if the function cannot be specialised.
-PROTEUS_API std::shared_ptr<CompiledModule> specialize(const std::shared_ptr<CompiledModule>& base,
+std::shared_ptr<CompiledModule> specialize(const std::shared_ptr<CompiledModule>& base,
                                                        const std::string& name, const std::string& arg_codes,
                                                        const std::vector<std::pair<unsigned, uint64_t>>& values);
 
-// How the frontend finds headers (DESIGN 6): for reports and tests.
-PROTEUS_API std::string header_search_description();
+// How the frontend finds headers (ARCHITECTURE 6): for reports and tests.
+std::string header_search_description();
 
 // Scalar kinds for call thunks. One letter each: b=i8 i=i32 l=i64 I=u32 L=u64 f=f32 d=f64 p=ptr v=void.
 // A thunk calls `fn` with arguments read from 8-byte slots and writes the result to `ret`.
 using CallThunk = void (*)(void* fn, const uint64_t* args, void* ret);
 // The thunk for a signature "r(args)", e.g. "i(i)" for int(int). Compiled once, kept for the process.
-PROTEUS_API CallThunk call_thunk(const std::string& signature);
+CallThunk call_thunk(const std::string& signature);
 
 // Statistics for this process (tests and benchmarks read them).
 struct EngineStats {
@@ -99,7 +96,7 @@ struct EngineStats {
   uint64_t pch_builds = 0;     // precompiled headers built
   uint64_t pch_uses = 0;       // C++ compiles that used a precompiled header
 };
-PROTEUS_API EngineStats engine_stats();
+EngineStats engine_stats();
 
 // The persistent object cache (PROTEUS_CACHE_DIR, PROTEUS_USE_STORED_CACHE, PROTEUS_CACHE_MAX_BYTES).
 struct CacheInfo {
@@ -109,10 +106,14 @@ struct CacheInfo {
   uint64_t bytes = 0;
   uint64_t max_bytes = 0;
 };
-PROTEUS_API CacheInfo cache_info();
+CacheInfo cache_info();
 // Removes every entry; returns how many. Throws CacheError for an unsafe directory.
-PROTEUS_API uint64_t clear_cache();
+uint64_t clear_cache();
 
-PROTEUS_API std::string llvm_version();
+std::string llvm_version();
+
+// How the engine was compiled: "optimized" (-O2 or more with NDEBUG, what release wheels ship) or
+// "unoptimized". The same words, prefixed "proteus-build-mode=", are in the binary for checks.
+const char* build_mode();
 
 }  // namespace proteus

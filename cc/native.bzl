@@ -1,0 +1,49 @@
+"""`manylinux_cc_binary`: the one way this project links a native artifact it ships or runs as shipped.
+
+On Linux every such link binds to @manylinux_sysroot (glibc 2.28 link stubs, the GCC runtime linked
+statically) with lld, keeps nothing it does not use, strips everything and hides everything but the
+names `exported` lists; cc/glibc_compat.c supplies what glibc 2.28 lacks. The result runs on any
+glibc >= 2.28 (docs/ARCHITECTURE.md, "manylinux_2_28").
+"""
+
+load("@rules_cc//cc:defs.bzl", "cc_binary")
+
+_SYSROOT = Label("@manylinux_sysroot//:files")
+
+def manylinux_cc_binary(name, deps, exports_map = None, linkshared = False, **kwargs):
+    """A cc_binary (an executable, or with linkshared a shared object) linked for manylinux_2_28.
+
+    exports_map: a linker version script naming what the shared object exports (all else hidden).
+    """
+    linux = [
+        "--sysroot=%s/root" % _SYSROOT.workspace_root,
+        "-fuse-ld=lld",
+        "-Wl,--gc-sections",
+        "-Wl,--icf=all",
+        "-Wl,--exclude-libs,ALL",
+        "-Wl,--as-needed",
+        "-Wl,--strip-all",
+        "-lpthread",  # glibc < 2.34 keeps the thread functions in libpthread
+        # The build machine's libgcc_s.so.1 needs a newer glibc than the stubs; the one that runs is
+        # the target system's own (every manylinux system has one), so its needs are not ours.
+        "-Wl,--allow-shlib-undefined",
+    ]
+    inputs = [str(_SYSROOT)]
+    if exports_map:
+        linux.append("-Wl,--version-script=$(location %s)" % exports_map)
+        inputs.append(exports_map)
+    cc_binary(
+        name = name,
+        additional_linker_inputs = inputs,
+        linkopts = select({
+            # macOS arm64 (--config=macos; not built or tested here): ld64's equivalents.
+            "@platforms//os:macos": ["-Wl,-dead_strip", "-Wl,-x"],
+            "//conditions:default": linux,
+        }),
+        linkshared = linkshared,
+        deps = deps + select({
+            "@platforms//os:macos": [],
+            "//conditions:default": ["//cc:glibc_compat"],
+        }),
+        **kwargs
+    )
