@@ -1,4 +1,4 @@
-"""Backend discovery and selection (DESIGN.md section 3).
+"""Backend discovery and selection (docs/ARCHITECTURE.md section 3).
 
 Backends are installed distributions that declare an entry point in the group `proteus.backends`,
 named by their kind (`host`, `cuda`, `rocm`), whose value returns `{"kind", "module", "priority"}`.

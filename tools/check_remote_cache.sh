@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Remote-cache check (DESIGN 5): nginx with WebDAV PUT on loopback serves as Bazel's HTTP cache.
+# Remote-cache check (ARCHITECTURE 5): nginx with WebDAV PUT on loopback serves as Bazel's HTTP cache.
 # Build TARGETS (default //:dists) into it from one output base, then build again from a fresh
 # output base (no local outputs, no disk cache) and require, from Bazel's execution log, that
 # every compile, link, wheel, sdist and repair action was a remote-cache hit.

@@ -1,4 +1,4 @@
-"""The backend side of the protocol (DESIGN.md section 3), the same file in every backend wheel.
+"""The backend side of the protocol (docs/ARCHITECTURE.md section 3), the same file in every backend wheel.
 
 Bazel installs this file as `proteus_backend_<kind>/__init__.py`; everything that differs
 between the backends is data in the `manifest.json` beside it (the variant spec: id, kind,
@@ -53,7 +53,7 @@ def is_runtime_compatible() -> bool:
         return True
     try:
         return _runtime_device_count(probe) > 0
-    except Exception:  # never raises (DESIGN 3)
+    except Exception:  # never raises (ARCHITECTURE 3)
         return False
 
 

@@ -1,4 +1,4 @@
-"""The persistent object cache and automatic precompiled headers (DESIGN 6), across processes."""
+"""The persistent object cache and automatic precompiled headers (ARCHITECTURE 6), across processes."""
 
 import json
 import os

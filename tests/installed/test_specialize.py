@@ -1,4 +1,4 @@
-"""Runtime specialization: get_function(..., specialize=[i, ...]) (DESIGN 4)."""
+"""Runtime specialization: get_function(..., specialize=[i, ...]) (ARCHITECTURE 4)."""
 
 import os
 import subprocess
