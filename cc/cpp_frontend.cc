@@ -2,12 +2,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <atomic>
 #include <cerrno>
 #include <thread>
 #include <cstdlib>
 #include <mutex>
+#include <sstream>
+#include <stdexcept>
 
 #include "clang/Basic/DiagnosticOptions.h"
 #include "clang/CodeGen/CodeGenAction.h"
@@ -16,13 +19,18 @@
 #include "clang/Frontend/CompilerInvocation.h"
 #include "clang/Frontend/FrontendActions.h"
 #include "clang/Frontend/TextDiagnosticPrinter.h"
+#include "clang/Frontend/Utils.h"
 #include "clang/Lex/PreprocessorOptions.h"
 #include "internal.h"
 #include "object_cache.h"
 #include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SHA256.h"
 #include "llvm/Support/VirtualFileSystem.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Host.h"
 
 namespace proteus {
 namespace {
@@ -152,19 +160,67 @@ std::shared_ptr<clang::CompilerInvocation> make_invocation(const std::vector<std
   return invocation;
 }
 
+// Every file the frontend reads besides the main file (an in-memory buffer): included headers,
+// system ones too, and those a precompiled header was made from. Cached results record them.
+class ReadFiles : public clang::DependencyCollector {
+ public:
+  explicit ReadFiles(std::string main_file) : main_file_(std::move(main_file)) {}
+  bool needSystemDependencies() override { return true; }
+  bool sawDependency(llvm::StringRef name, bool, bool, bool is_module_file, bool missing) override {
+    return !missing && !is_module_file && name != main_file_ && !name.starts_with("<");
+  }
+
+ private:
+  std::string main_file_;
+};
+
+// Runs `action`; with `read_files`, appends the absolute paths of the files it read.
 bool run_frontend(std::shared_ptr<clang::CompilerInvocation> invocation, clang::FrontendAction& action,
-                  llvm::raw_ostream& diag_stream) {
+                  llvm::raw_ostream& diag_stream, std::vector<std::string>* read_files = nullptr) {
+  std::string main_file =
+      invocation->getFrontendOpts().Inputs.empty() ? "" : invocation->getFrontendOpts().Inputs[0].getFile().str();
   clang::CompilerInstance compiler(std::move(invocation));
   compiler.createVirtualFileSystem();
   compiler.createDiagnostics(new clang::TextDiagnosticPrinter(diag_stream, compiler.getDiagnosticOpts()),
                              /*ShouldOwnClient=*/true);
   compiler.setVerboseOutputStream(llvm::nulls());  // "N errors generated." is in the diagnostics already
-  return compiler.ExecuteAction(action) && !compiler.getDiagnostics().hasErrorOccurred();
+  auto collector = std::make_shared<ReadFiles>(main_file);
+  if (read_files) compiler.addDependencyCollector(collector);
+  bool ok = compiler.ExecuteAction(action) && !compiler.getDiagnostics().hasErrorOccurred();
+  if (read_files) {
+    for (const std::string& dependency : collector->getDependencies()) {
+      llvm::SmallString<256> path(dependency);
+      llvm::sys::fs::make_absolute(path);
+      llvm::sys::path::remove_dots(path, /*remove_dot_dot=*/false);
+      read_files->push_back(path.str().str());
+    }
+  }
+  return ok;
+}
+
+// A file or directory of ours that only we can write, not reached through a symlink.
+bool private_to_us(const std::string& path, bool directory) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0 && (directory ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) &&
+         st.st_uid == geteuid() && !(st.st_mode & 022);
+}
+
+// The identity a PCH had when we built it: its key and its exact stat. Kept in "<pch>.id" beside it,
+// so a PCH copied, linked or renamed from another prefix, or changed in place (damaged), is not
+// used but rebuilt. Empty when `pch` cannot be described.
+std::string pch_identity(const std::string& key_hex, const std::string& pch) {
+  struct stat st;
+  if (lstat(pch.c_str(), &st) != 0) return "";
+  std::ostringstream id;
+  id << "proteus-pch-v1 " << key_hex << ' ' << st.st_dev << ' ' << st.st_ino << ' ' << st.st_size << ' '
+     << st.st_mtim.tv_sec << '.' << st.st_mtim.tv_nsec << ' ' << st.st_ctim.tv_sec << '.' << st.st_ctim.tv_nsec << '\n';
+  return id.str();
 }
 
 // A precompiled header for `prefix` under the same flags, kept in <cache dir>/pch and shared by
-// all processes; "" if none can be made (then we compile without). clang validates it on use
-// (changed headers, flags), and a failed use rebuilds it.
+// all processes; "" if none can be made (then we compile without). It is used only if it and its
+// directory are private to us and it is the very file we built for this key (pch_identity); clang
+// validates it on use (changed headers, flags), and a failed use rebuilds it.
 std::string precompiled_header(const std::vector<std::string>& flags, const std::string& prefix,
                                const HeaderSearch& search, bool rebuild) {
   ObjectCache* cache = ObjectCache::current();
@@ -173,9 +229,14 @@ std::string precompiled_header(const std::vector<std::string>& flags, const std:
   for (const auto& f : flags) key_text += '\0' + f;
   std::string dir = cache->directory() + "/pch";
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return "";
-  std::string path = dir + "/" + sha256_hex(key_text) + ".pch";
-  struct stat st;
-  if (!rebuild && stat(path.c_str(), &st) == 0 && st.st_uid == geteuid() && !(st.st_mode & 022)) return path;
+  if (!private_to_us(dir, /*directory=*/true)) return "";  // others could plant PCHs: compile without
+  std::string key_hex = sha256_hex(key_text);
+  std::string path = dir + "/" + key_hex + ".pch";
+  std::string id_path = path + ".id";
+  if (!rebuild && private_to_us(path, false) && private_to_us(id_path, false)) {
+    std::string expected = pch_identity(key_hex, path);
+    if (!expected.empty() && read_file_bytes(id_path) == expected) return path;
+  }
 
   std::string tmp = path + ".tmp." + std::to_string(getpid()) + "." +
                     std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
@@ -199,6 +260,11 @@ std::string precompiled_header(const std::vector<std::string>& flags, const std:
     unlink(tmp.c_str());
     return "";
   }
+  // Its identity, written atomically too: until it exists, other processes rebuild rather than trust.
+  std::string id = pch_identity(key_hex, path), id_tmp = tmp + ".id";
+  write_file_bytes(id_tmp, id);
+  chmod(id_tmp.c_str(), 0600);
+  if (id.empty() || rename(id_tmp.c_str(), id_path.c_str()) != 0) unlink(id_tmp.c_str());
   return path;
 }
 
@@ -207,8 +273,33 @@ std::string precompiled_header(const std::vector<std::string>& flags, const std:
 uint64_t pch_build_count() { return pch_builds.load(); }
 uint64_t pch_use_count() { return pch_uses.load(); }
 
+namespace {
+// extra_args that host code must not get: it is called from this process, so another target, data
+// layout or calling convention gives silently wrong results; the last group crash clang in-process.
+void check_host_flags(const std::vector<std::string>& args) {
+  static const char* const kAbiExact[] = {"-m32", "-m16", "-mx32", "-target", "-triple", "-msoft-float", "-mno-sse",
+                                          "-mno-sse2", "-mno-x87", "-mno-80387", "-mrtd", "-malign-double",
+                                          "-fpack-struct", "-fshort-enums", "-fshort-wchar", "-mno-fp-ret-in-387"};
+  static const char* const kAbiPrefix[] = {"--target=", "-target=", "-mabi=", "-mcmodel=", "-mlong-double-",
+                                           "-fpack-struct=", "-mregparm="};
+  static const char* const kInProcessPrefix[] = {"-Xclang", "-cc1", "-ftime-report", "-fdiagnostics-format", "-###"};
+  auto starts = [](const std::string& arg, const char* prefix) { return arg.rfind(prefix, 0) == 0; };
+  for (const std::string& arg : args) {
+    bool abi = std::any_of(std::begin(kAbiExact), std::end(kAbiExact), [&](const char* f) { return arg == f; }) ||
+               std::any_of(std::begin(kAbiPrefix), std::end(kAbiPrefix), [&](const char* p) { return starts(arg, p); });
+    if (abi)
+      throw std::invalid_argument("extra_args: '" + arg + "' changes the target, data layout or calling convention "
+                                  "of host code, which must match this process (" + llvm::sys::getProcessTriple() +
+                                  "); remove it");
+    if (std::any_of(std::begin(kInProcessPrefix), std::end(kInProcessPrefix), [&](const char* p) { return starts(arg, p); }))
+      throw std::invalid_argument("extra_args: '" + arg + "' is not supported by the in-process compiler; remove it");
+  }
+}
+}  // namespace
+
 std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context,
-                                          const LanguageFlags& language) {
+                                          const LanguageFlags& language, std::vector<std::string>* read_files) {
+  if (language.runs_in_this_process) check_host_flags(request.extra_args);
   HeaderSearch search = cached_header_search();
   std::vector<std::string> flags = {search.driver_path, "-std=c++17", "-O" + std::to_string(opt_level()),
                                     "-fno-color-diagnostics", "-fmessage-length=0", "-resource-dir", search.resource_dir};
@@ -227,7 +318,9 @@ std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::L
     if (!invocation)
       throw CompileError("the compiler driver rejected the arguments (extra_args, toolkit paths):\n" + *diagnostics);
     clang::EmitLLVMOnlyAction action(&context);
-    if (!run_frontend(invocation, action, diag_stream)) return nullptr;
+    std::vector<std::string> read;
+    if (!run_frontend(invocation, action, diag_stream, &read)) return nullptr;
+    if (read_files) *read_files = std::move(read);
     std::unique_ptr<llvm::Module> module = action.takeModule();
     if (!module) throw CompileError("the clang frontend produced no module:\n" + *diagnostics);
     return module;

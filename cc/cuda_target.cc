@@ -265,6 +265,7 @@ CachedObject produce_cuda(const CompileRequest& request) {
   if (request.compiler == "nvcc") return compile_with_nvcc(request, arch);
   Toolkit toolkit = cached_toolkit();
   LanguageFlags cuda;
+  cuda.runs_in_this_process = false;
   cuda.language = "cuda";
   cuda.target = {"--cuda-device-only", "--cuda-gpu-arch=" + arch, "--cuda-path=" + toolkit.root};
   cuda.precompiled_headers = false;

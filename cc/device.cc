@@ -42,7 +42,7 @@ class DeviceModule : public CompiledModule {
   std::shared_ptr<CompiledModule> variant(const std::string& name, const std::string& arg_codes,
                                           const std::vector<std::pair<unsigned, uint64_t>>& values) {
     if (ir_.empty()) throw CompileError("this GPU module cannot be specialised (compiled by nvcc: no IR)");
-    std::string key = variant_key(key_, name, arg_codes, values);
+    std::string key = variant_key(key_, ir_, name, arg_codes, values);
     CachedObject entry = cached_or_produced(key, [&] {
       auto context = std::make_unique<llvm::LLVMContext>();
       auto parsed = llvm::parseBitcodeFile(llvm::MemoryBufferRef(ir_, "device"), *context);
@@ -111,8 +111,11 @@ std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, De
 CachedObject produce_device(const CompileRequest& request, const LanguageFlags& language, DeviceCodegen codegen,
                             const std::string& arch) {
   auto context = std::make_unique<llvm::LLVMContext>();
-  std::unique_ptr<llvm::Module> module =
-      request.frontend == "cpp" ? compile_cpp(request, *context, language) : parse_ir_text(request, *context);
+  int64_t started = wall_clock_ns();
+  std::vector<std::string> read_files;
+  std::unique_ptr<llvm::Module> module = request.frontend == "cpp"
+                                             ? compile_cpp(request, *context, language, &read_files)
+                                             : parse_ir_text(request, *context);
   std::string ir;
   {
     llvm::raw_string_ostream os(ir);
@@ -120,6 +123,7 @@ CachedObject produce_device(const CompileRequest& request, const LanguageFlags& 
   }
   CachedObject entry = codegen(*module, arch);
   entry.bitcode = std::move(ir);
+  entry.reusable = snapshot_inputs(read_files, started, &entry.inputs);
   return entry;
 }
 

@@ -210,6 +210,7 @@ CachedObject produce_hip(const CompileRequest& request) {
   std::string arch = hip_arch();
   Rocm rocm = cached_rocm();
   LanguageFlags hip;
+  hip.runs_in_this_process = false;
   hip.language = "hip";
   hip.target = {"--cuda-device-only", "--offload-arch=" + arch, "--hip-path=" + rocm.root,
                 "--rocm-device-lib-path=" + rocm.device_libs,

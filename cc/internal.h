@@ -26,9 +26,16 @@ struct LanguageFlags {
   std::string language = "c++";  // clang -x
   std::vector<std::string> target = {"-march=native", "-fPIC"};
   bool precompiled_headers = true;
+  // The code runs in this process: extra_args that change its target, data layout or calling
+  // convention are rejected (std::invalid_argument naming the flag), as are those that crash clang
+  // when it runs in-process.
+  bool runs_in_this_process = true;
 };
+// C++ (CUDA, HIP) -> LLVM IR. With `read_files`, the absolute paths of the files the frontend read
+// (headers, system ones too; those of a precompiled header it used), for the cache (inputs.cc).
 std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context,
-                                          const LanguageFlags& language = LanguageFlags());
+                                          const LanguageFlags& language = LanguageFlags(),
+                                          std::vector<std::string>* read_files = nullptr);
 
 // Precompiled headers made and used by compile_cpp in this process.
 uint64_t pch_build_count();
@@ -49,8 +56,8 @@ std::string hip_cache_context(const CompileRequest& request);
 CachedObject produce_hip(const CompileRequest& request);
 
 // jit.cc: the cache key of a specialised variant; a result from the persistent cache or `produce`.
-std::string variant_key(const std::string& base_key, const std::string& name, const std::string& arg_codes,
-                        const std::vector<std::pair<unsigned, uint64_t>>& values);
+std::string variant_key(const std::string& base_key, const std::string& base_ir, const std::string& name,
+                        const std::string& arg_codes, const std::vector<std::pair<unsigned, uint64_t>>& values);
 CachedObject cached_or_produced(const std::string& key, const std::function<CachedObject()>& produce);
 // device.cc: a specialised variant of a GPU module's kernel.
 std::shared_ptr<CompiledModule> device_variant(const std::shared_ptr<CompiledModule>& base, const std::string& name,

@@ -219,15 +219,24 @@ std::string cache_key(const CompileRequest& request) {
   return hex_digest(hash.final());
 }
 
+// The in-memory cache: a live module for a key, reused while the files its compile read are unchanged.
+struct MemoryEntry {
+  std::weak_ptr<CompiledModule> module;
+  std::shared_ptr<const std::vector<InputFile>> inputs;
+  bool reusable = true;
+};
 std::mutex cache_mutex;
-std::unordered_map<std::string, std::weak_ptr<CompiledModule>> memory_cache;
+std::unordered_map<std::string, MemoryEntry> memory_cache;
 
 // Frontend + optimisation + codegen: the object and the functions to link eagerly.
 CachedObject produce_object(const CompileRequest& request) {
   Jit::get();
   auto context = std::make_unique<llvm::LLVMContext>();
-  std::unique_ptr<llvm::Module> module =
-      request.frontend == "cpp" ? compile_cpp(request, *context) : parse_ir(request, *context);
+  int64_t started = wall_clock_ns();
+  std::vector<std::string> read_files;
+  std::unique_ptr<llvm::Module> module = request.frontend == "cpp"
+                                             ? compile_cpp(request, *context, LanguageFlags(), &read_files)
+                                             : parse_ir(request, *context);
   if (request.verify) {
     std::string problems;
     llvm::raw_string_ostream os(problems);
@@ -244,6 +253,7 @@ CachedObject produce_object(const CompileRequest& request) {
   lower_static_constructors(*module);
   auto tm = host_target_machine();
   entry.object = emit_code(*module, *tm, llvm::CodeGenFileType::ObjectFile);
+  entry.reusable = snapshot_inputs(read_files, started, &entry.inputs);
   return entry;
 }
 
@@ -251,7 +261,8 @@ CachedObject produce_object(const CompileRequest& request) {
 CachedObject load_or_produce(const std::string& key, const std::function<CachedObject()>& produce) {
   ObjectCache* cache = ObjectCache::current();  // throws CacheError for an unsafe directory
   if (cache) {
-    if (std::optional<CachedObject> entry = cache->load(key)) {
+    // An entry whose headers changed since is stale: compiled again, and replaced.
+    if (std::optional<CachedObject> entry = cache->load(key); entry && inputs_unchanged(entry->inputs)) {
       disk_hits++;
       return std::move(*entry);
     }
@@ -262,7 +273,7 @@ CachedObject load_or_produce(const std::string& key, const std::function<CachedO
     frontend_runs++;
     entry = produce();
   });
-  if (cache) cache->store(key, entry);
+  if (cache && entry.reusable) cache->store(key, entry);
   return entry;
 }
 
@@ -345,28 +356,37 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
   compiles++;
   std::string key = cache_key(request);
   {
-    std::lock_guard<std::mutex> lock(cache_mutex);
-    auto it = memory_cache.find(key);
-    if (it != memory_cache.end()) {
-      if (auto alive = it->second.lock()) {
-        memory_hits++;
-        return alive;
+    std::shared_ptr<CompiledModule> alive;
+    MemoryEntry found;
+    {
+      std::lock_guard<std::mutex> lock(cache_mutex);
+      auto it = memory_cache.find(key);
+      if (it != memory_cache.end()) {
+        found = it->second;
+        alive = found.module.lock();
       }
     }
+    if (alive && found.reusable && inputs_unchanged(*found.inputs)) {  // stats outside the lock
+      memory_hits++;
+      return alive;
+    }
   }
-  std::shared_ptr<CompiledModule> module;
-  if (request.target == "cuda")
-    module = make_device_module(load_or_produce(key, [&] { return produce_cuda(request); }), cuda_runtime, cuda_codegen, key);
-  else if (request.target == "hip")
-    module = make_device_module(load_or_produce(key, [&] { return produce_hip(request); }), hip_runtime, hip_codegen, key);
-  else
-    module = link_module(key, load_or_produce(key, [&] { return produce_object(request); }));
+  bool cuda = request.target == "cuda", hip = request.target == "hip";
+  CachedObject entry = load_or_produce(key, [&] {
+    return cuda ? produce_cuda(request) : hip ? produce_hip(request) : produce_object(request);
+  });
+  auto inputs = std::make_shared<const std::vector<InputFile>>(entry.inputs);
+  bool reusable = entry.reusable;
+  std::shared_ptr<CompiledModule> module =
+      cuda  ? make_device_module(entry, cuda_runtime, cuda_codegen, key)
+      : hip ? make_device_module(entry, hip_runtime, hip_codegen, key)
+            : std::shared_ptr<CompiledModule>(link_module(key, std::move(entry)));
   std::lock_guard<std::mutex> lock(cache_mutex);
   if (memory_cache.size() > 4096) {
     for (auto it = memory_cache.begin(); it != memory_cache.end();)
-      it = it->second.expired() ? memory_cache.erase(it) : std::next(it);
+      it = it->second.module.expired() ? memory_cache.erase(it) : std::next(it);
   }
-  memory_cache[key] = module;
+  memory_cache[key] = {module, std::move(inputs), reusable};
   return module;
 }
 
@@ -376,14 +396,16 @@ std::shared_ptr<CompiledModule> specialize(const std::shared_ptr<CompiledModule>
   if (!base_module->arch().empty()) return device_variant(base_module, name, arg_codes, values);
   auto base = std::static_pointer_cast<JitModule>(base_module);  // the host implementation
   if (!base || base->bitcode.empty()) throw CompileError("this module cannot be specialised (no IR kept)");
-  std::string key = variant_key(base->key, name, arg_codes, values);
+  std::string key = variant_key(base->key, base->bitcode, name, arg_codes, values);
   return link_module(key, cached_or_produced(key, [&] { return produce_variant(*base, name, arg_codes, values); }), base);
 }
 
-std::string variant_key(const std::string& base_key, const std::string& name, const std::string& arg_codes,
-                        const std::vector<std::pair<unsigned, uint64_t>>& values) {
+std::string variant_key(const std::string& base_key, const std::string& base_ir, const std::string& name,
+                        const std::string& arg_codes, const std::vector<std::pair<unsigned, uint64_t>>& values) {
   llvm::SHA256 hash;
-  std::string header = "proteus-variant-v1|" + base_key + "|" + name + "|" + arg_codes;
+  // The base's IR, not just its key: a key does not cover the headers the base read, so after a
+  // header changes, the recompiled base must not find the variants of the old one.
+  std::string header = "proteus-variant-v2|" + base_key + "|" + sha256_hex(base_ir) + "|" + name + "|" + arg_codes;
   hash.update(header);
   for (const auto& [index, raw] : values) {
     uint64_t pair[2] = {index, raw};
@@ -438,8 +460,10 @@ CallThunk call_thunk(const std::string& signature) {
   auto module = compile(request);
   auto thunk = reinterpret_cast<CallThunk>(module->address("thunk"));
   std::lock_guard<std::mutex> lock(mutex);
-  thunks.emplace(signature, std::make_pair(module, thunk));
-  return thunk;
+  // Another thread may have compiled the same signature meanwhile: everyone returns the thunk that
+  // is kept (ours, if it lost, is freed with `module` when we return).
+  auto kept = thunks.emplace(signature, std::make_pair(std::move(module), thunk)).first;
+  return kept->second.second;
 }
 
 EngineStats engine_stats() {

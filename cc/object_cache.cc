@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -20,7 +21,7 @@ namespace proteus {
 namespace {
 
 constexpr char kMagic[8] = {'P', 'R', 'O', 'T', 'E', 'U', 'S', 'O'};
-constexpr uint32_t kFormat = 3;
+constexpr uint32_t kFormat = 4;  // 4: entries record the files the compile read
 constexpr const char* kSuffix = ".pobj";
 constexpr uint64_t kDefaultMaxBytes = 1ull << 30;  // 1 GiB
 
@@ -132,9 +133,14 @@ ObjectCache* ObjectCache::current() {
   std::string dir = cache_directory_setting();
   uint64_t max_bytes = kDefaultMaxBytes;
   if (const char* v = std::getenv("PROTEUS_CACHE_MAX_BYTES"); v && *v) {
+    // Digits only: strtoull would take "-1" as 2^64-1 (silently unbounded) and skip leading blanks.
     char* end = nullptr;
+    errno = 0;
     max_bytes = std::strtoull(v, &end, 10);
-    if (*end) throw CacheError(std::string("PROTEUS_CACHE_MAX_BYTES=") + v + " is not a number of bytes");
+    if (!std::isdigit(static_cast<unsigned char>(*v)) || *end || errno == ERANGE)
+      throw std::invalid_argument(std::string("PROTEUS_CACHE_MAX_BYTES=") + v +
+                                  " is not a number of bytes: set it to a whole number (e.g. 1073741824 for 1 GiB) "
+                                  "or unset it for the default");
   }
   std::lock_guard<std::mutex> lock(mutex);
   auto& slot = caches[dir];
@@ -182,6 +188,18 @@ std::optional<CachedObject> ObjectCache::load(const std::string& key_hex) {
   entry.object = p.bytes(p.u64());
   entry.bitcode = p.bytes(p.u64());
   entry.ptx = p.bytes(p.u64());
+  uint32_t inputs = p.u32();
+  for (uint32_t i = 0; i < inputs && p.ok; ++i) {
+    InputFile file;
+    file.path = p.bytes(p.u32());
+    file.digest = p.bytes(32);
+    file.size = p.u64();
+    file.device = p.u64();
+    file.inode = p.u64();
+    file.mtime_ns = int64_t(p.u64());
+    file.ctime_ns = int64_t(p.u64());
+    entry.inputs.push_back(std::move(file));
+  }
   if (!p.ok || p.pos != payload.size()) return std::nullopt;
   // LRU: a hit makes the entry young again.
   utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
@@ -201,6 +219,13 @@ void ObjectCache::store(const std::string& key_hex, const CachedObject& entry) {
   payload.bytes(entry.bitcode);
   payload.u64(entry.ptx.size());
   payload.bytes(entry.ptx);
+  payload.u32(static_cast<uint32_t>(entry.inputs.size()));
+  for (const InputFile& file : entry.inputs) {
+    payload.u32(static_cast<uint32_t>(file.path.size()));
+    payload.bytes(file.path);
+    payload.bytes(file.digest);
+    for (uint64_t v : {file.size, file.device, file.inode, uint64_t(file.mtime_ns), uint64_t(file.ctime_ns)}) payload.u64(v);
+  }
   Writer file;
   file.bytes(std::string(kMagic, 8));
   file.u32(kFormat);

@@ -13,12 +13,29 @@
 
 namespace proteus {
 
+// A file a compile read besides its source (a header, a precompiled header), as it was then.
+struct InputFile {
+  std::string path;    // absolute
+  std::string digest;  // BLAKE3 of the content (32 bytes)
+  uint64_t size = 0, device = 0, inode = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
+};
+
 struct CachedObject {
   std::string object;                  // host: ELF relocatable object; cuda: cubin ("" = PTX only); hip: code object
   std::vector<std::string> functions;  // host: names to link eagerly; GPU: {arch, kernel names...}
   std::string bitcode;                 // the optimised IR (for specialisation)
   std::string ptx;                     // cuda: the PTX
+  std::vector<InputFile> inputs;       // what the compile read: the result is valid while they are unchanged
+  bool reusable = true;                // false: an input changed during the compile; used once, never cached
 };
+
+// inputs.cc: recording and checking the files a compile read.
+int64_t wall_clock_ns();
+// `paths` as they are now, into *out; false if one changed since `started_ns` or cannot be read.
+bool snapshot_inputs(const std::vector<std::string>& paths, int64_t started_ns, std::vector<InputFile>* out);
+// True while every input has its recorded content (stat first; hashed only when the stat differs).
+bool inputs_unchanged(const std::vector<InputFile>& inputs);
 
 class ObjectCache {
  public:

@@ -80,6 +80,16 @@ def _sysroot_impl(ctx):
     _run(ctx, ["cp", crt1, usr_lib + "crt1.o"], "copying crt1.o")
     _run(ctx, ["cp", crt1, usr_lib + "Scrt1.o"], "copying crt1.o")  # zig's crt1.o is position-independent
 
+    # Zig compiles these with debug info naming its cache directory (inside this repository's output
+    # base): stripped, they are the same bytes in every output base, so links stay remote-cacheable.
+    llvm_config = ctx.which("llvm-config-22")
+    if llvm_config == None:
+        _fail("llvm-config-22 is not on PATH (Debian's llvm-22; ./tools/bazel installs it).")
+    strip = _run(ctx, [llvm_config, "--bindir"], "llvm-config-22 --bindir").strip() + "/llvm-strip"
+    for name in ["crt1.o", "Scrt1.o", "libc_nonshared.a"]:
+        _run(ctx, ["chmod", "u+w", usr_lib + name], "chmod " + name)
+        _run(ctx, [strip, "--strip-debug", usr_lib + name], "llvm-strip --strip-debug " + name)
+
     # Linker scripts give the usual -lc/-lm/... names to the stubs (bare names: found beside them).
     ctx.file(usr_lib + "libc.so", "GROUP ( libc.so.6 libc_nonshared.a AS_NEEDED ( ld-linux-x86-64.so.2 ) )\n")
     for stub in _GLIBC_STUBS[1:]:

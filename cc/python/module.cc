@@ -215,6 +215,15 @@ py::object get_function(py::object self, const std::string& name, py::object res
   {
     py::gil_scoped_release unlocked;
     spec.address = reinterpret_cast<void*>(module.code->address(name));
+  }
+  // A defined symbol that is not a function (a variable) would be "called" into data.
+  std::vector<std::string> functions = module.code->function_names();
+  if (!std::binary_search(functions.begin(), functions.end(), name))
+    throw py::type_error("get_function('" + name + "'): '" + name + "' is a variable, not a function; the module's " +
+                         "functions are " + py::repr(py::cast(functions)).cast<std::string>() +
+                         " (get_function_address gives a variable's address)");
+  {
+    py::gil_scoped_release unlocked;
     spec.thunk = proteus::call_thunk(signature);
   }
   spec.owner = self.ptr();

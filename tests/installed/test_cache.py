@@ -140,7 +140,7 @@ def test_precompiled_header_is_built_once_and_reused(tmp_path):
     assert first["results"] == [5.0] and first["info"]["pch_builds"] == 1 and first["info"]["pch_uses"] == 1
     second = child([[HEADERS % 2, 4.0]], tmp_path)  # different source, same include prefix
     assert second["results"] == [6.0] and second["info"]["pch_builds"] == 0 and second["info"]["pch_uses"] == 1
-    assert len(os.listdir(tmp_path / "pch")) == 1
+    assert len([p for p in os.listdir(tmp_path / "pch") if p.endswith(".pch")]) == 1
 
 
 def test_precompiled_header_keeps_diagnostics(tmp_path):
@@ -171,3 +171,105 @@ def test_stale_precompiled_header_is_rebuilt(tmp_path):
     os.utime(header, (os.stat(header).st_atime + 10, os.stat(header).st_mtime + 10))
     out = run(2)
     assert out["results"] == [110] and out["info"]["pch_builds"] == 1
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", " 5", "1e9", "99999999999999999999999", "12MB"])
+def test_bad_size_bound_is_a_value_error_naming_the_variable(tmp_path, monkeypatch, value):
+    import proteus
+
+    monkeypatch.setenv("PROTEUS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PROTEUS_CACHE_MAX_BYTES", value)
+    with pytest.raises(ValueError, match="PROTEUS_CACHE_MAX_BYTES=.* is not a number of bytes"):
+        proteus.compile(SRC % 97)
+    monkeypatch.setenv("PROTEUS_CACHE_MAX_BYTES", "1048576")  # and the process carries on
+    assert proteus.compile(SRC % 97).get_function("f", proteus.i32, [proteus.i32])(2) == 194
+
+
+# --- what a cached result depends on ---------------------------------------------------------------
+
+HEADER_USER = '#include "value.h"\nextern "C" int f(int x) { return VALUE * x; }\n'
+
+
+def header_child(tmp_path, inc):
+    """A fresh process compiling HEADER_USER against inc/value.h: (result of f(1), frontend_runs)."""
+    code = ("import json, proteus\nm = proteus.compile(%r, extra_args=['-I', %r])\n"
+            "print(json.dumps([m.get_function('f', proteus.i32, [proteus.i32])(1), proteus.backend_info()['frontend_runs']]))"
+            % (HEADER_USER, str(inc)))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PROTEUS_CACHE_DIR=str(tmp_path / "cache")))
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def write_keeping_times(path, text):
+    """Change a file's content keeping its size and its mtime (only ctime, which no one can set, moves)."""
+    before = os.stat(path)
+    path.write_text(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size and os.stat(path).st_mtime_ns == before.st_mtime_ns
+
+
+def test_an_edited_header_is_never_served_stale(tmp_path):
+    inc = tmp_path / "inc"
+    inc.mkdir()
+    header = inc / "value.h"
+    header.write_text("#define VALUE 1\n")
+    assert header_child(tmp_path, inc)[0] == 1
+    assert header_child(tmp_path, inc) == [1, 0]  # a disk hit: no frontend work
+    write_keeping_times(header, "#define VALUE 7\n")  # same size, same mtime
+    assert header_child(tmp_path, inc)[0] == 7
+    assert header_child(tmp_path, inc) == [7, 0]  # the replaced entry is a hit again
+
+
+def test_a_touched_but_unchanged_header_still_hits(tmp_path):
+    inc = tmp_path / "inc"
+    inc.mkdir()
+    (inc / "value.h").write_text("#define VALUE 3\n")
+    assert header_child(tmp_path, inc)[0] == 3
+    os.utime(inc / "value.h")
+    assert header_child(tmp_path, inc) == [3, 0]
+
+
+def test_an_edited_header_is_not_served_from_memory(tmp_path, monkeypatch):
+    import proteus
+
+    monkeypatch.setenv("PROTEUS_CACHE_DIR", str(tmp_path / "cache"))
+    inc = tmp_path / "inc"
+    inc.mkdir()
+    (inc / "value.h").write_text("#define VALUE 4\n")
+    first = proteus.compile(HEADER_USER, extra_args=["-I", str(inc)])
+    assert first.get_function("f", proteus.i32, [proteus.i32])(1) == 4
+    address = first.get_function_address("f")
+    again = proteus.compile(HEADER_USER, extra_args=["-I", str(inc)])
+    assert again.get_function_address("f") == address  # unchanged: the same code, from memory
+    write_keeping_times(inc / "value.h", "#define VALUE 5\n")
+    second = proteus.compile(HEADER_USER, extra_args=["-I", str(inc)])
+    assert second.get_function_address("f") != address
+    assert second.get_function("f", proteus.i32, [proteus.i32])(1) == 5
+
+
+def pch_files(cache_dir):
+    return sorted((cache_dir / "pch").glob("*.pch"))
+
+
+@pytest.mark.parametrize("attack", ["copied", "symlinked", "damaged"])
+def test_a_foreign_or_damaged_precompiled_header_is_rebuilt(tmp_path, attack):
+    vector_src = '#include <vector>\nextern "C" int f(int x) { std::vector<int> v(x, 2); return (int)v.size() * 21; }\n'
+    cache = tmp_path / "cache"
+    assert child([[HEADERS % 1, 4.0]], cache)["results"] == [5.0]  # the <cmath>+<vector> PCH
+    cmath_pch = pch_files(cache)[0]
+    assert child([[vector_src, 2]], cache)["results"] == [42]  # the <vector> PCH
+    (vector_pch,) = [p for p in pch_files(cache) if p != cmath_pch]
+    if attack == "copied":
+        vector_pch.write_bytes(cmath_pch.read_bytes())
+    elif attack == "symlinked":
+        vector_pch.unlink()
+        vector_pch.symlink_to(cmath_pch)
+    else:
+        data = bytearray(vector_pch.read_bytes())
+        data[len(data) // 2: len(data) // 2 + 4096] = os.urandom(4096)
+        write_back = vector_pch.read_bytes()
+        vector_pch.write_bytes(bytes(data))
+        assert len(write_back) == len(data)
+    out = child([[vector_src.replace("21", "7"), 6]], cache)
+    assert out["results"] == [42] and out["info"]["pch_builds"] == 1 and out["info"]["pch_uses"] == 1

@@ -4,6 +4,7 @@ import ctypes
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -332,3 +333,21 @@ def test_static_destructors_run_when_the_module_is_freed():
     del m
     gc.collect()
     assert cell.value == 99
+
+
+def test_get_function_on_a_variable_is_a_type_error():
+    mod = proteus.compile('extern "C" int counter = 7;\nextern "C" int next_value() { return ++counter; }')
+    with pytest.raises(TypeError, match=r"'counter' is a variable, not a function.*\['next_value'\]"):
+        mod.get_function("counter", proteus.i32, [])
+    assert mod.get_function_address("counter") != 0  # its address stays available
+    assert mod.get_function("next_value", proteus.i32, [])() == 8
+
+
+@pytest.mark.parametrize("flag", ["-m32", "--target=i686-linux-gnu", "-target", "-mabi=ms", "-fshort-enums",
+                                  "-fpack-struct=1", "-mno-sse", "-Xclang", "-ftime-report",
+                                  "-fdiagnostics-format=sarif"])
+def test_flags_that_break_host_code_are_rejected(flag):
+    with pytest.raises(ValueError, match=r"extra_args: '%s'" % re.escape(flag)):
+        proteus.compile('extern "C" int f(int x) { return x; }', extra_args=[flag])
+    # and the engine carries on
+    assert proteus.compile('extern "C" int g(int x) { return x + 1; }').get_function("g", proteus.i32, [proteus.i32])(1) == 2

@@ -46,3 +46,34 @@ def test_calls_release_the_gil():
     stop.set()
     t.join()
     assert len(ticks) > 100  # the other thread ran while compiled code held no GIL
+
+
+def test_first_function_of_a_new_signature_from_many_threads():
+    """Threads racing to create the first Function of a signature all get a live call thunk."""
+    import itertools
+
+    c_type = {proteus.f64: "double", proteus.i64: "long", proteus.i32: "int"}
+    value = {proteus.f64: 1.5, proteus.i64: 2, proteus.i32: 3}
+    # 4-argument signatures of f64/i64/i32 mixes that no other test uses: each round's threads race on
+    # a call thunk that does not exist yet.
+    for n, argtypes in enumerate(list(itertools.product([proteus.f64, proteus.i64, proteus.i32], repeat=4))[:16]):
+        params = ", ".join(f"{c_type[t]} a{i}" for i, t in enumerate(argtypes))
+        mod = proteus.compile(f'extern "C" double mix{n}({params}) {{ return a0 + a1 + a2 + a3; }}')
+        args = [value[t] for t in argtypes]
+        barrier = threading.Barrier(8)
+        results, errors = [], []
+
+        def work():
+            try:
+                barrier.wait()
+                results.append(mod.get_function(f"mix{n}", proteus.f64, list(argtypes))(*args))
+            except Exception as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert results == [float(sum(args))] * 8, (argtypes, results)
