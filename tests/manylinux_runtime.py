@@ -136,6 +136,22 @@ def bullseye_root() -> Path:
     return BULLSEYE
 
 
+def test_the_shipped_extension_loads_its_libraries_on_bullseye(bullseye_root, tmp_path):
+    """Bullseye's dynamic loader resolves every library and symbol version the host wheel's extension
+    needs (`ld.so --list` fails on a missing GLIBC_/GLIBCXX_ version, as the manylinux_2_36 one did)."""
+    import zipfile
+
+    wheel = runfile("backends/host/*-manylinux_2_28_x86_64.whl")
+    target = bullseye_root / "opt" / "proteus-wheel"
+    shutil.rmtree(target, ignore_errors=True)
+    with zipfile.ZipFile(wheel) as zf:
+        (name,) = [n for n in zf.namelist() if "/_proteus." in n]
+        zf.extract(name, target)
+    chroot = [shutil.which("chroot", path=SYSTEM_PATH), str(bullseye_root)]
+    out = check_output(chroot + ["/lib64/ld-linux-x86-64.so.2", "--list", "/opt/proteus-wheel/" + name])
+    assert "not found" not in out and "libc.so.6" in out, out
+
+
 def test_in_debian_bullseye(stage, bullseye_root):
     chroot = [shutil.which("chroot", path=SYSTEM_PATH), str(bullseye_root)]
     glibc = check_output(chroot + ["getconf", "GNU_LIBC_VERSION"]).strip()
