@@ -332,6 +332,12 @@ CachedObject produce_variant(const JitModule& base, const std::string& name, con
     alias.replaceAllUsesWith(decl);
     alias.eraseFromParent();
   }
+  // What still refers to `fn` is `fn` itself: recursive calls, or its own address. In this copy they
+  // would reach the specialised code with other values than the folded ones (a recursive fib(n - 1)
+  // would compute fib(n) again): such a function keeps its generic code.
+  if (!fn->use_empty())
+    throw CompileError("'" + name + "' calls itself or uses its own address, which a copy with folded arguments "
+                       "would get wrong");
   fn->setLinkage(llvm::GlobalValue::ExternalLinkage);
   fn->setComdat(nullptr);
   auto tm = host_target_machine();

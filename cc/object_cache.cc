@@ -81,10 +81,11 @@ void make_private_dirs(const std::string& dir) {
   }
 }
 
-bool read_file(const std::string& path, std::string* out, struct stat* st) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+// A regular file (no symlink, FIFO or device: never waited on) of at most `limit` bytes, read whole.
+bool read_file(const std::string& path, std::string* out, struct stat* st, uint64_t limit) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return false;
-  bool ok = fstat(fd, st) == 0 && S_ISREG(st->st_mode);
+  bool ok = fstat(fd, st) == 0 && S_ISREG(st->st_mode) && uint64_t(st->st_size) <= limit;
   if (ok) {
     out->resize(st->st_size);
     size_t done = 0;
@@ -150,8 +151,20 @@ ObjectCache* ObjectCache::current() {
   }
   slot->max_bytes_ = max_bytes;
   // Checked on every use: loading an object from a directory others can write runs their code.
-  struct stat st;
-  if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+  struct stat st{};
+  if (lstat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) make_private_dirs(dir);  // removed while we run: made again
+    if (lstat(dir.c_str(), &st) != 0) st.st_mode = 0;
+  }
+  if (S_ISLNK(st.st_mode)) {
+    // A symlink of ours (only its owner can replace it, even in a sticky /tmp) to a directory that
+    // passes the same checks below is followed.
+    if (st.st_uid != geteuid())
+      throw CacheError("refusing the Proteus cache directory " + dir + ": it is a symlink owned by uid " +
+                       std::to_string(st.st_uid) + ", not by this user; set PROTEUS_CACHE_DIR to a directory of yours");
+    if (stat(dir.c_str(), &st) != 0) st.st_mode = 0;
+  }
+  if (!S_ISDIR(st.st_mode))
     throw CacheError("the Proteus cache directory " + dir + " is not a directory; set PROTEUS_CACHE_DIR");
   if (std::string why = unsafe_reason(st); !why.empty())
     throw CacheError("refusing the Proteus cache directory " + dir + ": it " + why +
@@ -166,7 +179,8 @@ std::optional<CachedObject> ObjectCache::load(const std::string& key_hex) {
   std::string data;
   struct stat st;
   std::string path = path_for(key_hex);
-  if (!read_file(path, &data, &st) || !unsafe_reason(st).empty()) return std::nullopt;
+  // An entry larger than the whole cache may be is not ours to read into memory: a miss.
+  if (!read_file(path, &data, &st, max_bytes_) || !unsafe_reason(st).empty()) return std::nullopt;
   Reader r{data};
   char magic[8];
   char key[64];

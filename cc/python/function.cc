@@ -96,7 +96,7 @@ bool fits(long long v, long long lo, long long hi, Py_ssize_t index, const char*
   return true;
 }
 
-bool convert(char code, PyObject* obj, uint64_t* slot, Py_ssize_t index) {
+bool convert(char code, PyObject* obj, uint64_t* slot, Py_ssize_t index, HeldBuffers* held) {
   switch (code) {
     case 'b': case 'i': case 'l': {
       long long v = PyLong_AsLongLong(obj);
@@ -142,7 +142,7 @@ bool convert(char code, PyObject* obj, uint64_t* slot, Py_ssize_t index) {
       return true;
     }
     case 'p':
-      return host_pointer(obj, slot);
+      return host_pointer(obj, slot, held);
   }
   PyErr_SetString(PyExc_SystemError, "proteus: unknown argument kind");
   return false;
@@ -225,8 +225,9 @@ PyObject* function_vectorcall(PyObject* self, PyObject* const* argv, size_t narg
     heap_slots.resize(n);
     slots = heap_slots.data();
   }
+  HeldBuffers held;  // buffer arguments stay exported until the call returns
   for (Py_ssize_t i = 0; i < n; ++i)
-    if (!convert(f->args[i], argv[i], &slots[i], i)) return nullptr;
+    if (!convert(f->args[i], argv[i], &slots[i], i, &held)) return nullptr;
   uint64_t result = 0;
   proteus::CallThunk thunk = f->thunk;
   void* address = f->address;
@@ -314,7 +315,21 @@ size_t variant_limit() {
   return n > 0 ? static_cast<size_t>(n) : 64;
 }
 
-bool host_pointer(PyObject* obj, uint64_t* out) {
+HeldBuffers::~HeldBuffers() {
+  for (size_t i = 0; i < inline_kept_; ++i) PyBuffer_Release(&inline_[i]);
+  for (size_t i = 0; i < more_kept_; ++i) PyBuffer_Release(&(*more_)[i]);
+}
+
+Py_buffer* HeldBuffers::slot() {
+  if (inline_kept_ < 2) return &inline_[inline_kept_];
+  if (!more_) more_ = std::make_unique<std::deque<Py_buffer>>();
+  if (more_->size() == more_kept_) more_->emplace_back();
+  return &(*more_)[more_kept_];
+}
+
+void HeldBuffers::keep() { ++(inline_kept_ < 2 ? inline_kept_ : more_kept_); }
+
+bool host_pointer(PyObject* obj, uint64_t* out, HeldBuffers* held) {
   if (PyLong_Check(obj)) return from_int_object(obj, out);
   if (obj == Py_None) {
     *out = 0;
@@ -347,13 +362,17 @@ bool host_pointer(PyObject* obj, uint64_t* out) {
   }
   if (PyObject_CheckBuffer(obj)) {
     if (!load_ctypes()) return false;
-    Py_buffer view;
-    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) != 0) {
+    Py_buffer local;
+    Py_buffer* view = held ? held->slot() : &local;
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) != 0) {
       PyErr_Clear();
-      if (PyObject_GetBuffer(obj, &view, PyBUF_FULL_RO) != 0) return false;
+      if (PyObject_GetBuffer(obj, view, PyBUF_FULL_RO) != 0) return false;
     }
-    uint64_t address = reinterpret_cast<uintptr_t>(view.buf);
-    PyBuffer_Release(&view);
+    uint64_t address = reinterpret_cast<uintptr_t>(view->buf);
+    if (held)
+      held->keep();
+    else
+      PyBuffer_Release(view);
     int is_pointer = PyObject_IsInstance(obj, ctypes_pointer_classes);
     if (is_pointer < 0) return false;
     // c_void_p / c_char_p / POINTER(T) instances hold an address; their buffer is where it is stored.

@@ -4,6 +4,7 @@
 
 #include <Python.h>
 
+#include <deque>
 #include <list>
 #include <map>
 #include <memory>
@@ -78,7 +79,28 @@ bool add_function_type(PyObject* module);
 // A new reference to a Function, or nullptr with a Python error set.
 PyObject* make_function(const FunctionSpec& spec);
 
+// Buffers exported for the duration of one call. While held, their owner cannot resize or free them
+// (a bytearray resized by another thread raises BufferError instead of leaving the compiled code
+// writing into freed memory). Released when the holder goes, with the GIL held.
+class HeldBuffers {
+ public:
+  HeldBuffers() = default;
+  HeldBuffers(const HeldBuffers&) = delete;
+  HeldBuffers& operator=(const HeldBuffers&) = delete;
+  ~HeldBuffers();
+  // Storage for one more view (a stable address; nothing is allocated for two or fewer), held from
+  // keep() on: a view that PyObject_GetBuffer did not fill is simply not kept.
+  Py_buffer* slot();
+  void keep();
+
+ private:
+  Py_buffer inline_[2];
+  size_t inline_kept_ = 0, more_kept_ = 0;
+  std::unique_ptr<std::deque<Py_buffer>> more_;
+};
+
 // Host pointer argument -> address. False with TypeError set if the object is not a pointer source.
-bool host_pointer(PyObject* obj, uint64_t* out);
+// With `held`, a buffer-protocol object's export is kept there until the call is over.
+bool host_pointer(PyObject* obj, uint64_t* out, HeldBuffers* held = nullptr);
 
 }  // namespace proteus_py

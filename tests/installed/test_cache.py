@@ -273,3 +273,52 @@ def test_a_foreign_or_damaged_precompiled_header_is_rebuilt(tmp_path, attack):
         assert len(write_back) == len(data)
     out = child([[vector_src.replace("21", "7"), 6]], cache)
     assert out["results"] == [42] and out["info"]["pch_builds"] == 1 and out["info"]["pch_uses"] == 1
+
+
+def test_a_removed_cache_directory_is_made_again(tmp_path, monkeypatch):
+    import shutil
+
+    import proteus
+
+    monkeypatch.setenv("PROTEUS_CACHE_DIR", str(tmp_path / "cache"))
+    assert proteus.compile(SRC % 61).get_function("f", proteus.i32, [proteus.i32])(2) == 122
+    shutil.rmtree(tmp_path / "cache")
+    assert proteus.compile(SRC % 62).get_function("f", proteus.i32, [proteus.i32])(2) == 124
+    assert entries(tmp_path / "cache")  # and it is used again
+
+
+def test_a_symlinked_cache_directory_of_ours_is_followed(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    assert child([[SRC % 63, 2]], tmp_path / "link")["results"] == [126]
+    assert entries(real)
+
+
+def entry_of(tmp_path, item):
+    """Compiles item ([source, arg]) in a fresh process; its result and the name of its cache entry."""
+    child([[SRC % 1, 1]], tmp_path)  # the call thunk's entry exists before
+    before = set(entries(tmp_path))
+    out = child([item], tmp_path)
+    (entry,) = set(entries(tmp_path)) - before
+    return out, entry
+
+
+def test_an_oversized_entry_is_a_miss_not_read(tmp_path):
+    first, entry = entry_of(tmp_path, [SRC % 64, 1])
+    with open(tmp_path / entry, "r+b") as f:  # sparse: 4 GiB on paper, nothing on disk
+        f.truncate(4 << 30)
+    out = child([[SRC % 64, 1]], tmp_path, PROTEUS_CACHE_MAX_BYTES=str(1 << 30))
+    # compiled again (the call thunk's entry, of normal size, is the process's one disk hit)
+    assert out["results"] == first["results"] == [64] and out["info"]["frontend_runs"] == 1
+
+
+def test_a_fifo_planted_as_an_entry_is_not_waited_on(tmp_path):
+    _, entry = entry_of(tmp_path, [SRC % 65, 1])
+    os.unlink(tmp_path / entry)
+    os.mkfifo(tmp_path / entry, 0o600)
+    full = dict(os.environ, PROTEUS_CACHE_DIR=str(tmp_path))
+    res = subprocess.run([sys.executable, "-c", CHILD, json.dumps([[SRC % 65, 1]])], capture_output=True, text=True,
+                         env=full, timeout=120)  # a blocking open() of the FIFO would hang here
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["results"] == [65]

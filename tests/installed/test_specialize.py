@@ -118,3 +118,20 @@ def test_variants_come_from_the_persistent_cache(tmp_path):
     assert all(o.returncode == 0 for o in outs), outs[0].stderr + outs[1].stderr
     assert outs[0].stdout.split()[0] == "15" and int(outs[0].stdout.split()[1]) >= 2
     assert outs[1].stdout.split() == ["15", "0"]
+
+
+@pytest.mark.parametrize("source, name", [
+    ('extern "C" long fib(long n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }', "fib"),
+    ('typedef long (*op)(long); extern "C" long self_ref(long n) { volatile op me = self_ref; '
+     'return n <= 0 ? 0 : 1 + me(n - 1); }', "self_ref"),
+])
+def test_recursion_keeps_its_meaning(source, name):
+    """A variant of a recursive function would send the recursive calls into itself with the folded
+    value (fib never returned): such functions keep calling the generic code, with a warning."""
+    fn = proteus.compile(source).get_function(name, proteus.i64, [proteus.i64], specialize=[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = [fn(n) for n in (10, 20, 10)]
+    expected = {"fib": [55, 6765, 55], "self_ref": [10, 20, 10]}[name]
+    assert results == expected
+    assert any(f"cannot specialise '{name}'" in str(w.message) and "calls itself" in str(w.message) for w in caught)

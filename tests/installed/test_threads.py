@@ -77,3 +77,34 @@ def test_first_function_of_a_new_signature_from_many_threads():
             t.join()
         assert not errors, errors
         assert results == [float(sum(args))] * 8, (argtypes, results)
+
+
+def test_a_buffer_argument_cannot_be_resized_while_the_call_runs():
+    """The call holds its buffer arguments exported: another thread's resize fails with BufferError
+    (it used to free the memory the compiled code was writing into), and works again afterwards."""
+    src = ('extern "C" void fill(char* p, long n, long spins) {'
+           '  volatile long s = 0; for (long i = 0; i < spins; ++i) s += i;'
+           '  for (long i = 0; i < n; ++i) p[i] = 7; }')
+    fill = proteus.compile(src).get_function("fill", None, [proteus.ptr, proteus.i64, proteus.i64])
+    buf = bytearray(1 << 16)
+    calling, outcome = threading.Event(), []
+
+    def resize():
+        calling.wait()
+        import time
+        time.sleep(0.1)  # the call is spinning now, without the GIL
+        try:
+            buf.extend(b"x" * (1 << 20))
+            outcome.append("resized")
+        except BufferError:
+            outcome.append("refused")
+
+    t = threading.Thread(target=resize)
+    t.start()
+    calling.set()
+    fill(buf, len(buf), 1_500_000_000)
+    t.join()
+    assert outcome == ["refused"]
+    assert buf == bytearray([7]) * (1 << 16)
+    buf.extend(b"x")  # released after the call
+    assert len(buf) == (1 << 16) + 1
