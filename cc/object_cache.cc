@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -270,25 +271,46 @@ void ObjectCache::store(const std::string& key_hex, const CachedObject& entry) {
 
 namespace {
 struct EntryFile {
-  std::string path;
+  std::string path;  // an object entry, or a precompiled header (its ".id" goes with it)
   uint64_t size;
   struct timespec mtime;
 };
 
+constexpr time_t kStaleTemporarySeconds = 3600;  // a temp file this old was left by a killed process
+
+bool ends_with(const std::string& name, const char* suffix) {
+  size_t n = std::strlen(suffix);
+  return name.size() > n && name.compare(name.size() - n, n, suffix) == 0;
+}
+
+// The entries of the cache: objects in `dir`, precompiled headers in `dir`/pch. Temp files that a
+// killed process left behind are removed on the way.
 std::vector<EntryFile> list_entries(const std::string& dir) {
   std::vector<EntryFile> entries;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return entries;
-  while (struct dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.size() <= std::strlen(kSuffix) || name.compare(name.size() - std::strlen(kSuffix), std::string::npos, kSuffix))
-      continue;
-    struct stat st;
-    std::string path = dir + "/" + name;
-    if (lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) entries.push_back({path, uint64_t(st.st_size), st.st_mtim});
+  time_t now = time(nullptr);
+  for (const auto& [where, suffix] : {std::pair<std::string, const char*>{dir, kSuffix}, {dir + "/pch", ".pch"}}) {
+    DIR* d = opendir(where.c_str());
+    if (!d) continue;
+    while (struct dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      std::string path = where + "/" + name;
+      struct stat st;
+      bool temporary = name.find(".tmp.") != std::string::npos;
+      if ((!temporary && !ends_with(name, suffix)) || lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      if (temporary) {
+        if (now - st.st_mtime > kStaleTemporarySeconds) unlink(path.c_str());
+        continue;
+      }
+      entries.push_back({path, uint64_t(st.st_size), st.st_mtim});
+    }
+    closedir(d);
   }
-  closedir(d);
   return entries;
+}
+
+bool remove_entry(const EntryFile& e) {
+  if (ends_with(e.path, ".pch")) unlink((e.path + ".id").c_str());
+  return unlink(e.path.c_str()) == 0;
 }
 }  // namespace
 
@@ -303,7 +325,7 @@ void ObjectCache::evict_if_needed() {
   uint64_t target = max_bytes_ - max_bytes_ / 10;  // evict down to 90% so we do not evict on every store
   for (const auto& e : entries) {
     if (total <= target) break;
-    if (unlink(e.path.c_str()) == 0) total -= e.size;
+    if (remove_entry(e)) total -= e.size;
   }
 }
 
@@ -321,7 +343,7 @@ CacheInfo ObjectCache::info() {
 
 uint64_t ObjectCache::clear() {
   uint64_t removed = 0;
-  for (const auto& e : list_entries(dir_)) removed += unlink(e.path.c_str()) == 0;
+  for (const auto& e : list_entries(dir_)) removed += remove_entry(e);
   return removed;
 }
 

@@ -322,3 +322,34 @@ def test_a_fifo_planted_as_an_entry_is_not_waited_on(tmp_path):
                          env=full, timeout=120)  # a blocking open() of the FIFO would hang here
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["results"] == [65]
+
+
+def test_precompiled_headers_are_entries_counted_and_cleared(tmp_path, monkeypatch):
+    import proteus
+
+    monkeypatch.setenv("PROTEUS_CACHE_DIR", str(tmp_path))
+    assert child([[HEADERS % 3, 4.0]], tmp_path)["results"] == [7.0]
+    (pch,) = pch_files(tmp_path)
+    info = proteus.cache_info()
+    objects = sum(os.path.getsize(tmp_path / e) for e in entries(tmp_path))
+    assert info["bytes"] == objects + os.path.getsize(pch)  # the PCH counts in the size bound
+    assert info["entries"] == len(entries(tmp_path)) + 1
+    assert proteus.clear_cache() == info["entries"]
+    assert os.listdir(tmp_path / "pch") == [] and entries(tmp_path) == []
+
+
+def test_temp_files_left_by_killed_processes_are_removed(tmp_path, monkeypatch):
+    import proteus
+
+    monkeypatch.setenv("PROTEUS_CACHE_DIR", str(tmp_path))
+    proteus.cache_info()  # makes the directory
+    (tmp_path / "pch").mkdir(mode=0o700, exist_ok=True)
+    old = [tmp_path / ("." + "a" * 64 + ".tmp.Xy12Zq"), tmp_path / "pch" / ("b" * 64 + ".pch.tmp.123.456")]
+    fresh = tmp_path / "pch" / ("c" * 64 + ".pch.tmp.789.1")  # a build in progress elsewhere
+    for path in old + [fresh]:
+        path.write_bytes(b"partial")
+    two_hours_ago = os.stat(fresh).st_mtime - 7200
+    for path in old:
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    proteus.cache_info()
+    assert not any(p.exists() for p in old) and fresh.exists()
