@@ -1,4 +1,4 @@
-"""Backend selection (DESIGN.md section 3), against fake backend distributions in fresh interpreters."""
+"""Backend selection (docs/ARCHITECTURE.md section 3), against fake backend distributions in fresh interpreters."""
 
 import pytest
 
