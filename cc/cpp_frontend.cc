@@ -11,6 +11,7 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <system_error>
 
 #include "clang/Basic/DiagnosticOptions.h"
 #include "clang/CodeGen/CodeGenAction.h"
@@ -160,6 +161,34 @@ std::shared_ptr<clang::CompilerInvocation> make_invocation(const std::vector<std
   return invocation;
 }
 
+// The real file system, but only regular files may be opened for reading: an #include (or a PCH)
+// that names a FIFO, a device or a socket would block the compile forever (or read without end).
+class RegularFilesOnly : public llvm::RTTIExtends<RegularFilesOnly, llvm::vfs::ProxyFileSystem> {
+ public:
+  static const char ID;
+  using RTTIExtends::RTTIExtends;
+
+  llvm::ErrorOr<std::unique_ptr<llvm::vfs::File>> openFileForRead(const llvm::Twine& path) override {
+    llvm::ErrorOr<llvm::vfs::Status> status = ProxyFileSystem::status(path);
+    if (status && status->getType() != llvm::sys::fs::file_type::regular_file)
+      return std::error_code(1, not_regular());  // clang: "cannot open file '...': <message>"
+    return ProxyFileSystem::openFileForRead(path);
+  }
+
+ private:
+  static const std::error_category& not_regular() {
+    struct Category : std::error_category {
+      const char* name() const noexcept override { return "proteus"; }
+      std::string message(int) const override {
+        return "not a regular file (FIFOs, devices and sockets are not read: they could block the compile)";
+      }
+    };
+    static const Category category;
+    return category;
+  }
+};
+const char RegularFilesOnly::ID = 0;
+
 // Every file the frontend reads besides the main file (an in-memory buffer): included headers,
 // system ones too, and those a precompiled header was made from. Cached results record them.
 class ReadFiles : public clang::DependencyCollector {
@@ -180,7 +209,7 @@ bool run_frontend(std::shared_ptr<clang::CompilerInvocation> invocation, clang::
   std::string main_file =
       invocation->getFrontendOpts().Inputs.empty() ? "" : invocation->getFrontendOpts().Inputs[0].getFile().str();
   clang::CompilerInstance compiler(std::move(invocation));
-  compiler.createVirtualFileSystem();
+  compiler.createVirtualFileSystem(llvm::makeIntrusiveRefCnt<RegularFilesOnly>(llvm::vfs::getRealFileSystem()));
   compiler.createDiagnostics(new clang::TextDiagnosticPrinter(diag_stream, compiler.getDiagnosticOpts()),
                              /*ShouldOwnClient=*/true);
   compiler.setVerboseOutputStream(llvm::nulls());  // "N errors generated." is in the diagnostics already

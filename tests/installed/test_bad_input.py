@@ -4,6 +4,8 @@ exception (or, for input that is valid but defines nothing, a clean lookup error
 import os
 import random
 import resource
+import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +104,17 @@ def test_memory_does_not_grow_without_bound():
             outcome("cpp", src + "\n// %d" % i)
     grown = rss_mb() - start
     assert grown < 64, f"RSS grew by {grown:.1f} MB over 450 failing compiles"
+
+
+def test_an_include_of_a_fifo_is_an_error_not_a_hang(tmp_path):
+    """#include of a FIFO (or any non-regular file) used to block the compile forever."""
+    fifo = tmp_path / "pipe.h"
+    os.mkfifo(fifo)
+    src = '#include "%s"\nextern "C" int f() { return 1; }\n' % fifo
+    code = ("import proteus\ntry:\n    proteus.compile(%r)\n"
+            "except proteus.CompileError as e:\n    print('CompileError:', e)" % src)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PROTEUS_CACHE_DIR=str(tmp_path / "cache")))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("CompileError:") and "pipe.h" in res.stdout, res.stdout
+    assert "not a regular file" in res.stdout
