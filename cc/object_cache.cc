@@ -266,7 +266,22 @@ void ObjectCache::store(const std::string& key_hex, const CachedObject& entry) {
     unlink(tmp.c_str());
     return;
   }
-  evict_if_needed();
+  account_store(file.out.size());
+}
+
+// The directory is listed only when the bound may be crossed: on the first store of this process,
+// when the running estimate (last listing + what we stored since) exceeds the bound, and after we
+// have stored a twentieth of the bound (other processes store too). A store thus costs an amortised
+// ~20 stat calls however many entries there are, and the cache overshoots its bound by at most a
+// twentieth of it per process storing concurrently.
+void ObjectCache::account_store(uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(accounting_mutex_);
+  estimated_bytes_ += bytes;
+  stored_since_listing_ += bytes;
+  if (listed_ && estimated_bytes_ <= max_bytes_ && stored_since_listing_ < max_bytes_ / 20) return;
+  estimated_bytes_ = evict_if_needed();
+  stored_since_listing_ = 0;
+  listed_ = true;
 }
 
 namespace {
@@ -314,11 +329,11 @@ bool remove_entry(const EntryFile& e) {
 }
 }  // namespace
 
-void ObjectCache::evict_if_needed() {
+uint64_t ObjectCache::evict_if_needed() {
   auto entries = list_entries(dir_);
   uint64_t total = 0;
   for (const auto& e : entries) total += e.size;
-  if (total <= max_bytes_) return;
+  if (total <= max_bytes_) return total;
   std::sort(entries.begin(), entries.end(), [](const EntryFile& a, const EntryFile& b) {
     return a.mtime.tv_sec != b.mtime.tv_sec ? a.mtime.tv_sec < b.mtime.tv_sec : a.mtime.tv_nsec < b.mtime.tv_nsec;
   });
@@ -327,6 +342,7 @@ void ObjectCache::evict_if_needed() {
     if (total <= target) break;
     if (remove_entry(e)) total -= e.size;
   }
+  return total;
 }
 
 CacheInfo ObjectCache::info() {

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -52,10 +53,16 @@ class ObjectCache {
  private:
   explicit ObjectCache(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}
   std::string path_for(const std::string& key_hex) const;
-  void evict_if_needed();
+  // Lists the directory and, over the bound, removes the least recently used entries; the total left.
+  uint64_t evict_if_needed();
+  void account_store(uint64_t bytes);
 
   std::string dir_;
   uint64_t max_bytes_;
+  std::mutex accounting_mutex_;
+  bool listed_ = false;               // this process has listed the directory since it stored
+  uint64_t estimated_bytes_ = 0;      // the cache's size: the last listing plus what we stored since
+  uint64_t stored_since_listing_ = 0;
 };
 
 // Lower-case hex of a SHA-256 digest, and of the SHA-256 of `data`: cache keys and file names.
