@@ -19,7 +19,6 @@
 #include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
-#include "llvm/Support/thread.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/SubtargetFeature.h"
@@ -34,14 +33,6 @@ int env_level(const char* name, int fallback) {
   if (!v || !*v) return fallback;
   if (v[1] == '\0' && v[0] >= '0' && v[0] <= '3') return v[0] - '0';
   throw CompileError(std::string(name) + "=" + v + " is not an optimisation level; use 0, 1, 2 or 3");
-}
-
-[[noreturn]] void throw_fatal(void*, const char* reason, bool) {
-  throw CompileError(std::string("LLVM reported a fatal error: ") + reason);
-}
-
-[[noreturn]] void throw_bad_alloc(void*, const char* reason, bool) {
-  throw CompileError(std::string("LLVM ran out of memory: ") + reason);
 }
 
 // Backend diagnostics (e.g. bad inline assembly) are collected instead of printed and exiting.
@@ -59,34 +50,28 @@ struct CollectingDiagnosticHandler : llvm::DiagnosticHandler {
   }
 };
 
+// An error nobody handled: LLVM's default would print it and exit(1).
+struct FailingDiagnosticHandler : llvm::DiagnosticHandler {
+  bool handleDiagnostics(const llvm::DiagnosticInfo& info) override {
+    if (info.getSeverity() != llvm::DS_Error) return false;  // LLVM prints warnings and notes
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    llvm::DiagnosticPrinterRawOStream printer(os);
+    info.print(printer);
+    fail_contained("LLVM error: " + text);
+  }
+};
+
 }  // namespace
+
+std::unique_ptr<llvm::LLVMContext> new_context() {
+  auto context = std::make_unique<llvm::LLVMContext>();
+  context->setDiagnosticHandler(std::make_unique<FailingDiagnosticHandler>());
+  return context;
+}
 
 int opt_level() { return env_level("PROTEUS_OPT_LEVEL", 3); }
 int codegen_opt_level() { return env_level("PROTEUS_CODEGEN_OPT_LEVEL", 3); }
-
-void install_fatal_error_handlers() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    llvm::InitializeNativeTarget();
-    llvm::InitializeNativeTargetAsmPrinter();
-    llvm::InitializeNativeTargetAsmParser();
-    llvm::install_fatal_error_handler(throw_fatal, nullptr);
-    llvm::install_bad_alloc_error_handler(throw_bad_alloc, nullptr);
-  });
-}
-
-void run_with_large_stack(const std::function<void()>& fn) {
-  std::exception_ptr failure;
-  llvm::thread worker(std::optional<unsigned>(64u << 20), [&] {
-    try {
-      fn();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-  });
-  worker.join();
-  if (failure) std::rethrow_exception(failure);
-}
 
 std::unique_ptr<llvm::TargetMachine> host_target_machine() {
   std::string triple_name = llvm::sys::getProcessTriple();
@@ -137,7 +122,9 @@ void optimize(llvm::Module& module, llvm::TargetMachine& tm, int level) {
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
   llvm::ModuleAnalysisManager mam;
-  llvm::PassBuilder pb(&tm);
+  llvm::PassInstrumentationCallbacks instrumentation;
+  instrumentation.registerBeforeNonSkippedPassCallback([](llvm::StringRef, llvm::Any) { checkpoint(); });
+  llvm::PassBuilder pb(&tm, llvm::PipelineTuningOptions(), std::nullopt, &instrumentation);
   pb.registerModuleAnalyses(mam);
   pb.registerCGSCCAnalyses(cgam);
   pb.registerFunctionAnalyses(fam);
@@ -185,6 +172,7 @@ void lower_static_constructors(llvm::Module& module) {
 std::string emit_code(llvm::Module& module, llvm::TargetMachine& tm, llvm::CodeGenFileType type) {
   module.setDataLayout(tm.createDataLayout());
   std::string errors;
+  std::unique_ptr<llvm::DiagnosticHandler> previous = module.getContext().getDiagnosticHandler();
   module.getContext().setDiagnosticHandler(std::make_unique<CollectingDiagnosticHandler>(&errors));
   llvm::SmallString<0> code;
   llvm::raw_svector_ostream os(code);
@@ -192,6 +180,7 @@ std::string emit_code(llvm::Module& module, llvm::TargetMachine& tm, llvm::CodeG
   if (tm.addPassesToEmitFile(pm, os, nullptr, type))
     throw CompileError("the " + tm.getTargetTriple().str() + " target cannot emit this kind of file");
   pm.run(module);
+  module.getContext().setDiagnosticHandler(std::move(previous));  // ours points at `errors`
   if (!errors.empty()) throw CompileError("code generation failed:\n" + errors);
   return code.str().str();
 }
@@ -222,7 +211,11 @@ std::unique_ptr<llvm::TargetMachine> device_target_machine(llvm::Module& module,
 // calls getPollyPluginInfo() for every compile. We do not link Polly (it would add megabytes for
 // an optimisation clang only runs under -mllvm -polly), so the plugin registers no passes.
 llvm::PassPluginLibraryInfo getPollyPluginInfo() {
-  return {LLVM_PLUGIN_API_VERSION, "Polly (not linked into proteus)", "0", [](llvm::PassBuilder&) {}};
+  // The hook is used for one thing: clang's own optimisation pipeline gets our checkpoints (contain.cc).
+  return {LLVM_PLUGIN_API_VERSION, "Polly (not linked into proteus)", "0", [](llvm::PassBuilder& pb) {
+            if (llvm::PassInstrumentationCallbacks* callbacks = pb.getPassInstrumentationCallbacks())
+              callbacks->registerBeforeNonSkippedPassCallback([](llvm::StringRef, llvm::Any) { proteus::checkpoint(); });
+          }};
 }
 
 namespace proteus {

@@ -21,6 +21,8 @@
 #include "clang/Frontend/FrontendActions.h"
 #include "clang/Frontend/TextDiagnosticPrinter.h"
 #include "clang/Frontend/Utils.h"
+#include "clang/Lex/PPCallbacks.h"
+#include "clang/Lex/Preprocessor.h"
 #include "clang/Lex/PreprocessorOptions.h"
 #include "internal.h"
 #include "object_cache.h"
@@ -169,6 +171,7 @@ class RegularFilesOnly : public llvm::RTTIExtends<RegularFilesOnly, llvm::vfs::P
   using RTTIExtends::RTTIExtends;
 
   llvm::ErrorOr<std::unique_ptr<llvm::vfs::File>> openFileForRead(const llvm::Twine& path) override {
+    checkpoint();  // a compile that was given up stops here (contain.cc)
     llvm::ErrorOr<llvm::vfs::Status> status = ProxyFileSystem::status(path);
     if (status && status->getType() != llvm::sys::fs::file_type::regular_file)
       return std::error_code(1, not_regular());  // clang: "cannot open file '...': <message>"
@@ -203,6 +206,22 @@ class ReadFiles : public clang::DependencyCollector {
   std::string main_file_;
 };
 
+// A place in the preprocessor where a compile that was given up can stop (contain.cc): every
+// macro expansion, so runaway macro expansion is cancellable too.
+class Checkpoints : public clang::DependencyCollector {
+  struct Callbacks : clang::PPCallbacks {
+    void MacroExpands(const clang::Token&, const clang::MacroDefinition&, clang::SourceRange,
+                      const clang::MacroArgs*) override {
+      checkpoint();
+    }
+  };
+
+ public:
+  void attachToPreprocessor(clang::Preprocessor& preprocessor) override {
+    preprocessor.addPPCallbacks(std::make_unique<Callbacks>());
+  }
+};
+
 // Runs `action`; with `read_files`, appends the absolute paths of the files it read.
 bool run_frontend(std::shared_ptr<clang::CompilerInvocation> invocation, clang::FrontendAction& action,
                   llvm::raw_ostream& diag_stream, std::vector<std::string>* read_files = nullptr) {
@@ -215,6 +234,7 @@ bool run_frontend(std::shared_ptr<clang::CompilerInvocation> invocation, clang::
   compiler.setVerboseOutputStream(llvm::nulls());  // "N errors generated." is in the diagnostics already
   auto collector = std::make_shared<ReadFiles>(main_file);
   if (read_files) compiler.addDependencyCollector(collector);
+  compiler.addDependencyCollector(std::make_shared<Checkpoints>());
   bool ok = compiler.ExecuteAction(action) && !compiler.getDiagnostics().hasErrorOccurred();
   if (read_files) {
     for (const std::string& dependency : collector->getDependencies()) {
@@ -311,7 +331,10 @@ void check_host_flags(const std::vector<std::string>& args) {
                                           "-fpack-struct", "-fshort-enums", "-fshort-wchar", "-mno-fp-ret-in-387"};
   static const char* const kAbiPrefix[] = {"--target=", "-target=", "-mabi=", "-mcmodel=", "-mlong-double-",
                                            "-fpack-struct=", "-mregparm="};
-  static const char* const kInProcessPrefix[] = {"-Xclang", "-cc1", "-ftime-report", "-fdiagnostics-format", "-###"};
+  static const char* const kInProcessPrefix[] = {"-Xclang", "-cc1", "-ftime-report", "-fdiagnostics-format", "-###",
+                                                 "-print-", "--print-", "-dump"};
+  // These make clang print to this process's stdout/stderr instead of compiling.
+  static const char* const kPrintsExact[] = {"--help", "-help", "--help-hidden", "--version", "-v"};
   auto starts = [](const std::string& arg, const char* prefix) { return arg.rfind(prefix, 0) == 0; };
   for (const std::string& arg : args) {
     bool abi = std::any_of(std::begin(kAbiExact), std::end(kAbiExact), [&](const char* f) { return arg == f; }) ||
@@ -320,7 +343,8 @@ void check_host_flags(const std::vector<std::string>& args) {
       throw std::invalid_argument("extra_args: '" + arg + "' changes the target, data layout or calling convention "
                                   "of host code, which must match this process (" + llvm::sys::getProcessTriple() +
                                   "); remove it");
-    if (std::any_of(std::begin(kInProcessPrefix), std::end(kInProcessPrefix), [&](const char* p) { return starts(arg, p); }))
+    if (std::any_of(std::begin(kInProcessPrefix), std::end(kInProcessPrefix), [&](const char* p) { return starts(arg, p); }) ||
+        std::any_of(std::begin(kPrintsExact), std::end(kPrintsExact), [&](const char* f) { return arg == f; }))
       throw std::invalid_argument("extra_args: '" + arg + "' is not supported by the in-process compiler; remove it");
   }
 }

@@ -43,9 +43,10 @@ class DeviceModule : public CompiledModule {
                                           const std::vector<std::pair<unsigned, uint64_t>>& values) {
     if (ir_.empty()) throw CompileError("this GPU module cannot be specialised (compiled by nvcc: no IR)");
     std::string key = variant_key(key_, ir_, name, arg_codes, values);
-    CachedObject entry = cached_or_produced(key, [&] {
-      auto context = std::make_unique<llvm::LLVMContext>();
-      auto parsed = llvm::parseBitcodeFile(llvm::MemoryBufferRef(ir_, "device"), *context);
+    // Copies, not `this`: the work may outlive this call (run_contained).
+    auto work = [ir = ir_, arch = arch_, codegen = codegen_, name, values] {
+      auto context = new_context();
+      auto parsed = llvm::parseBitcodeFile(llvm::MemoryBufferRef(ir, "device"), *context);
       if (!parsed) throw CompileError("cannot reload the device IR: " + llvm::toString(parsed.takeError()));
       std::unique_ptr<llvm::Module> module = std::move(*parsed);
       llvm::Function* fn = module->getFunction(name);
@@ -61,8 +62,9 @@ class DeviceModule : public CompiledModule {
             gv.getAddressSpace() != 3 /* shared memory is per block anyway */)
           throw CompileError("kernel '" + name + "' uses the device global '" + gv.getName().str() +
                              "', which a specialised copy could not share");
-      return codegen_(*module, arch_);
-    });
+      return codegen(*module, arch);
+    };
+    CachedObject entry = cached_or_produced(key, work, "specialising kernel '" + name + "'");
     return std::make_shared<DeviceModule>(entry, runtime_, codegen_, key);
   }
 
@@ -110,7 +112,7 @@ std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, De
 
 CachedObject produce_device(const CompileRequest& request, const LanguageFlags& language, DeviceCodegen codegen,
                             const std::string& arch) {
-  auto context = std::make_unique<llvm::LLVMContext>();
+  auto context = new_context();
   int64_t started = wall_clock_ns();
   std::vector<std::string> read_files;
   std::unique_ptr<llvm::Module> module = request.frontend == "cpp"

@@ -58,13 +58,18 @@ CachedObject produce_hip(const CompileRequest& request);
 // jit.cc: the cache key of a specialised variant; a result from the persistent cache or `produce`.
 std::string variant_key(const std::string& base_key, const std::string& base_ir, const std::string& name,
                         const std::string& arg_codes, const std::vector<std::pair<unsigned, uint64_t>>& values);
-CachedObject cached_or_produced(const std::string& key, const std::function<CachedObject()>& produce);
+// `produce` runs contained (run_contained) and must own what it uses; `what` names it in messages.
+CachedObject cached_or_produced(const std::string& key, const std::function<CachedObject()>& produce,
+                                const std::string& what);
 // device.cc: a specialised variant of a GPU module's kernel.
 std::shared_ptr<CompiledModule> device_variant(const std::shared_ptr<CompiledModule>& base, const std::string& name,
                                                const std::string& arg_codes,
                                                const std::vector<std::pair<unsigned, uint64_t>>& values);
 
 // codegen.cc
+// A context for one compile. An error diagnostic that nothing else handles (LLVM would print it and
+// exit the process, e.g. bad module asm met while writing bitcode) ends the compile as CompileError.
+std::unique_ptr<llvm::LLVMContext> new_context();
 std::unique_ptr<llvm::TargetMachine> host_target_machine();
 void optimize(llvm::Module& module, llvm::TargetMachine& tm, int level);
 // Replaces llvm.global_ctors by one function named kInitFunction (run after linking).
@@ -135,9 +140,22 @@ class EnvironmentCache {
   std::map<std::string, T> cache_;
 };
 
-// Reports LLVM fatal errors as exceptions instead of exiting the process.
-void install_fatal_error_handlers();
-// Runs fn on a thread with a large stack (deeply nested sources), rethrowing its exception.
+// contain.cc (ARCHITECTURE 6, "Containment and cancellation").
+// Once per process: LLVM's targets, its fatal-error and allocation-failure handlers, crash recovery.
+void install_engine_handlers();
+// Runs `work` on a worker thread with a large stack under LLVM's crash recovery: a crash, fatal
+// error or allocation failure inside it becomes CompileError / CompileOutOfMemory. The caller
+// waits, calling the wait hook every 50 ms; Ctrl-C (the hook) or `timeout_seconds` (> 0) give up
+// waiting (CompileCancelled / CompileTimeout) and the worker stops at its next checkpoint. `work`
+// must own what it uses: it may outlive this call. `what` ("compiling source.cpp") names it in messages.
+CachedObject run_contained(std::function<CachedObject()> work, const std::string& what, double timeout_seconds);
+// Ends the contained work now with CompileError(reason) (outside contained work: throws it). For
+// failures deep inside LLVM, where unwinding a C++ exception through its frames is not safe.
+[[noreturn]] void fail_contained(const std::string& reason);
+// Inside contained work: stops it here if its caller gave up or the process is exiting. Called where
+// stopping is safe (no lock held): between passes, on file opens, between frontend stages.
+void checkpoint();
+// Runs fn on a thread with a large stack (deeply nested code), rethrowing its exception; not contained.
 void run_with_large_stack(const std::function<void()>& fn);
 
 }  // namespace proteus

@@ -15,6 +15,7 @@
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/Bitcode/BitcodeReader.h"
 #include "llvm/Bitcode/BitcodeWriter.h"
+#include "llvm/Demangle/Demangle.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/Verifier.h"
 #include "llvm/Support/SHA256.h"
@@ -52,6 +53,19 @@ void run_module_destructors(void* dso) {
   for (auto it = pending.rbegin(); it != pending.rend(); ++it) it->first(it->second);
 }
 
+// What the last C++ exception caught by a call thunk on this thread was (thunks call this, with
+// the exception's mangled type name and, for a std::exception, its what(), before releasing it).
+thread_local NativeException caught_exception;
+void exception_caught(const char* mangled_type, const char* what) {
+  std::string mangled = mangled_type ? mangled_type : "";
+  if (!mangled.empty() && mangled[0] == '*') mangled.erase(0, 1);  // libstdc++'s local-type marker
+  char* demangled = llvm::itaniumDemangle(mangled);  // a type's mangling, as in typeid(...).name()
+  caught_exception.type_name = demangled ? demangled : mangled.empty() ? "of unknown type" : mangled;
+  std::free(demangled);
+  caught_exception.has_what = what != nullptr;
+  caught_exception.what = what ? what : "";
+}
+
 // Session errors (e.g. unresolved symbols) are reported asynchronously by ORC; materialisation
 // runs on the compiling thread, so a thread-local buffer attaches them to the right compile.
 thread_local std::string session_errors;
@@ -62,7 +76,7 @@ struct Jit {
 
   static Jit& get() {
     static Jit* instance = [] {
-      install_fatal_error_handlers();
+      install_engine_handlers();
       auto jit = new Jit;
       // JITLink with .eh_frame registration, so C++ exceptions unwind through JIT'd frames.
       auto built = LLJITBuilder()
@@ -108,6 +122,8 @@ class JitModule : public CompiledModule {
     auto& es = jit.lljit->getExecutionSession();
     SymbolMap runtime;
     runtime[es.intern("__cxa_atexit")] = {ExecutorAddr::fromPtr(&module_cxa_atexit), llvm::JITSymbolFlags::Exported};
+    runtime[es.intern("__proteus_exception_caught")] = {ExecutorAddr::fromPtr(&exception_caught),
+                                                        llvm::JITSymbolFlags::Exported};
     if (auto err = dylib_->define(absoluteSymbols(std::move(runtime))))
       throw CompileError("cannot define the module runtime: " + llvm::toString(std::move(err)));
   }
@@ -231,7 +247,7 @@ std::unordered_map<std::string, MemoryEntry> memory_cache;
 // Frontend + optimisation + codegen: the object and the functions to link eagerly.
 CachedObject produce_object(const CompileRequest& request) {
   Jit::get();
-  auto context = std::make_unique<llvm::LLVMContext>();
+  auto context = new_context();
   int64_t started = wall_clock_ns();
   std::vector<std::string> read_files;
   std::unique_ptr<llvm::Module> module = request.frontend == "cpp"
@@ -242,6 +258,7 @@ CachedObject produce_object(const CompileRequest& request) {
     llvm::raw_string_ostream os(problems);
     if (llvm::verifyModule(*module, &os)) throw CompileError("the generated LLVM IR is invalid:\n" + problems);
   }
+  checkpoint();
   CachedObject entry;
   for (const llvm::Function& fn : *module)
     if (!fn.isDeclaration() && !fn.hasLocalLinkage() && !fn.hasAvailableExternallyLinkage())
@@ -252,13 +269,16 @@ CachedObject produce_object(const CompileRequest& request) {
   }
   lower_static_constructors(*module);
   auto tm = host_target_machine();
+  checkpoint();
   entry.object = emit_code(*module, *tm, llvm::CodeGenFileType::ObjectFile);
   entry.reusable = snapshot_inputs(read_files, started, &entry.inputs);
   return entry;
 }
 
 // The compiled result for `key`: from the persistent cache, or from `produce` (then stored).
-CachedObject load_or_produce(const std::string& key, const std::function<CachedObject()>& produce) {
+// `produce` runs contained (run_contained): it must own what it uses.
+CachedObject load_or_produce(const std::string& key, const std::function<CachedObject()>& produce,
+                             const std::string& what, double timeout = 0) {
   ObjectCache* cache = ObjectCache::current();  // throws CacheError for an unsafe directory
   if (cache) {
     // An entry whose headers changed since is stale: compiled again, and replaced.
@@ -268,11 +288,8 @@ CachedObject load_or_produce(const std::string& key, const std::function<CachedO
     }
     disk_misses++;
   }
-  CachedObject entry;
-  run_with_large_stack([&] {
-    frontend_runs++;
-    entry = produce();
-  });
+  frontend_runs++;
+  CachedObject entry = run_contained(produce, what, timeout);
   if (cache && entry.reusable) cache->store(key, entry);
   return entry;
 }
@@ -294,7 +311,7 @@ std::shared_ptr<JitModule> link_module(const std::string& key, CachedObject entr
 // shared that way, so a function using them is not specialised (CompileError).
 CachedObject produce_variant(const JitModule& base, const std::string& name, const std::string& codes,
                              const std::vector<std::pair<unsigned, uint64_t>>& values) {
-  auto context = std::make_unique<llvm::LLVMContext>();
+  auto context = new_context();
   auto parsed = llvm::parseBitcodeFile(llvm::MemoryBufferRef(base.bitcode, "base"), *context);
   if (!parsed) throw CompileError("cannot reload the module's IR: " + llvm::toString(parsed.takeError()));
   std::unique_ptr<llvm::Module> module = std::move(*parsed);
@@ -350,15 +367,16 @@ CachedObject produce_variant(const JitModule& base, const std::string& name, con
 
 }  // namespace
 
-CachedObject cached_or_produced(const std::string& key, const std::function<CachedObject()>& produce) {
+CachedObject cached_or_produced(const std::string& key, const std::function<CachedObject()>& produce,
+                                const std::string& what) {
   compiles++;
-  return load_or_produce(key, produce);
+  return load_or_produce(key, produce, what);
 }
 
 std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
   if (request.frontend != "cpp" && request.frontend != "llvmir")
     throw CompileError("frontend must be 'cpp' or 'llvmir' in this engine, not '" + request.frontend + "'");
-  install_fatal_error_handlers();
+  install_engine_handlers();
   compiles++;
   std::string key = cache_key(request);
   {
@@ -378,9 +396,9 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
     }
   }
   bool cuda = request.target == "cuda", hip = request.target == "hip";
-  CachedObject entry = load_or_produce(key, [&] {
-    return cuda ? produce_cuda(request) : hip ? produce_hip(request) : produce_object(request);
-  });
+  CachedObject entry = load_or_produce(
+      key, [request, cuda, hip] { return cuda ? produce_cuda(request) : hip ? produce_hip(request) : produce_object(request); },
+      "compiling " + request.source_name, request.timeout);
   auto inputs = std::make_shared<const std::vector<InputFile>>(entry.inputs);
   bool reusable = entry.reusable;
   std::shared_ptr<CompiledModule> module =
@@ -403,7 +421,10 @@ std::shared_ptr<CompiledModule> specialize(const std::shared_ptr<CompiledModule>
   auto base = std::static_pointer_cast<JitModule>(base_module);  // the host implementation
   if (!base || base->bitcode.empty()) throw CompileError("this module cannot be specialised (no IR kept)");
   std::string key = variant_key(base->key, base->bitcode, name, arg_codes, values);
-  return link_module(key, cached_or_produced(key, [&] { return produce_variant(*base, name, arg_codes, values); }), base);
+  CachedObject entry = cached_or_produced(
+      key, [base, name, arg_codes, values] { return produce_variant(*base, name, arg_codes, values); },
+      "specialising '" + name + "'");
+  return link_module(key, std::move(entry), base);
 }
 
 std::string variant_key(const std::string& base_key, const std::string& base_ir, const std::string& name,
@@ -454,15 +475,49 @@ CallThunk call_thunk(const std::string& signature) {
     body += "  %a" + n + " = load " + type_of(args[i]) + ", ptr %p" + n + ", align 8\n";
     call_args += (i ? ", " : "") + type_of(args[i]) + ext(args[i]) + " %a" + n;
   }
-  std::string call = "call" + ext(ret) + " " + type_of(ret) + " %fn(" + call_args + ")";
+  // The call is an invoke: a C++ exception escaping `fn` lands here instead of unwinding into the
+  // interpreter (where it would terminate the process). For a std::exception (Itanium ABI: what()
+  // is vtable slot 2) its what() is passed on with the type name, copied before the exception is freed.
+  std::string call = "invoke" + ext(ret) + " " + type_of(ret) + " %fn(" + call_args + ") to label %done unwind label %threw";
   if (ret == 'v')
-    body += "  " + call + "\n";
+    body += "  " + call + "\ndone:\n";
   else
-    body += "  %r = " + call + "\n  store " + type_of(ret) + " %r, ptr %ret, align 8\n";
+    body += "  %r = " + call + "\ndone:\n  store " + type_of(ret) + " %r, ptr %ret, align 8\n";
+  body += "  ret i32 0\n"
+          "threw:\n"
+          "  %lp = landingpad { ptr, i32 } catch ptr @_ZTISt9exception catch ptr null\n"
+          "  %exception = extractvalue { ptr, i32 } %lp, 0\n"
+          "  %selector = extractvalue { ptr, i32 } %lp, 1\n"
+          "  %std_id = call i32 @llvm.eh.typeid.for.p0(ptr @_ZTISt9exception)\n"
+          "  %is_std = icmp eq i32 %selector, %std_id\n"
+          "  %object = call ptr @__cxa_begin_catch(ptr %exception)\n"
+          "  %type = call ptr @__cxa_current_exception_type()\n"
+          "  %name_field = getelementptr inbounds i8, ptr %type, i64 8\n"
+          "  %name = load ptr, ptr %name_field\n"
+          "  br i1 %is_std, label %std, label %report\n"
+          "std:\n"
+          "  %vtable = load ptr, ptr %object\n"
+          "  %what_slot = getelementptr inbounds ptr, ptr %vtable, i64 2\n"
+          "  %what_fn = load ptr, ptr %what_slot\n"
+          "  %what_text = call ptr %what_fn(ptr %object)\n"
+          "  br label %report\n"
+          "report:\n"
+          "  %what = phi ptr [ null, %threw ], [ %what_text, %std ]\n"
+          "  call void @__proteus_exception_caught(ptr %name, ptr %what)\n"
+          "  call void @__cxa_end_catch()\n"
+          "  ret i32 1\n";
   CompileRequest request;
   request.frontend = "llvmir";
   request.source_name = "thunk " + signature;
-  request.source = "define void @thunk(ptr %fn, ptr %args, ptr %ret) {\nentry:\n" + body + "  ret void\n}\n";
+  request.source = "declare i32 @__gxx_personality_v0(...)\n"
+                   "declare ptr @__cxa_begin_catch(ptr)\n"
+                   "declare void @__cxa_end_catch()\n"
+                   "declare ptr @__cxa_current_exception_type()\n"
+                   "declare i32 @llvm.eh.typeid.for.p0(ptr)\n"
+                   "declare void @__proteus_exception_caught(ptr, ptr)\n"
+                   "@_ZTISt9exception = external constant ptr\n"
+                   "define i32 @thunk(ptr %fn, ptr %args, ptr %ret) uwtable personality ptr @__gxx_personality_v0 {\n"
+                   "entry:\n" + body + "}\n";
   auto module = compile(request);
   auto thunk = reinterpret_cast<CallThunk>(module->address("thunk"));
   std::lock_guard<std::mutex> lock(mutex);
@@ -471,6 +526,8 @@ CallThunk call_thunk(const std::string& signature) {
   auto kept = thunks.emplace(signature, std::make_pair(std::move(module), thunk)).first;
   return kept->second.second;
 }
+
+const NativeException& last_native_exception() { return caught_exception; }
 
 EngineStats engine_stats() {
   return {frontend_runs.load(), compiles.load(), memory_hits.load(), disk_hits.load(), disk_misses.load(),

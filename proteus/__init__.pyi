@@ -44,6 +44,12 @@ has_mlir: Final[bool]
 class CompileError(RuntimeError):
     """Compilation failed; the message carries the compiler's diagnostics (file:line:col: error: ...)."""
 
+class NativeError(RuntimeError):
+    """A C++ exception escaped a called function; the module stays usable."""
+
+    type_name: str
+    what: str | None
+
 # A pointer argument: an int address, None, or any object exposing memory (NumPy arrays,
 # buffers, ctypes objects, data_ptr() / __cuda_array_interface__ objects), checked at call time.
 PointerArg = Any
@@ -127,8 +133,12 @@ def compile(
     extra_args: Sequence[str] | None = (),
     compiler: str = "clang",
     verify: bool = False,
+    *,
+    timeout: float | None = None,
 ) -> Module:
-    """Compile C++ (frontend='cpp') or LLVM IR/bitcode (frontend='llvmir'); source is text, bytes or a path."""
+    """Compile C++ (frontend='cpp') or LLVM IR/bitcode (frontend='llvmir'); source is text, bytes or a path.
+
+    timeout: seconds after which a running compile is cancelled (TimeoutError)."""
 
 def backend_info() -> dict[str, Any]:
     """Engine facts and counters for this process (LLVM version, build, header search, compile counts)."""

@@ -171,6 +171,29 @@ PyObject* box(char code, uint64_t raw) {
   return nullptr;
 }
 
+PyObject* native_error_type = nullptr;
+
+// proteus.NativeError for the C++ exception the call thunk just caught on this thread.
+PyObject* raise_native_error(const char* function) {
+  const proteus::NativeException& caught = proteus::last_native_exception();
+  std::string message = std::string(function) + "() raised the C++ exception " + caught.type_name;
+  if (caught.has_what) message += ": " + caught.what;
+  PyObject* text = PyUnicode_DecodeUTF8(message.data(), static_cast<Py_ssize_t>(message.size()), "replace");
+  PyObject* error = text ? PyObject_CallOneArg(native_error_type, text) : nullptr;
+  Py_XDECREF(text);
+  if (!error) return nullptr;
+  PyObject* type_name = PyUnicode_DecodeUTF8(caught.type_name.data(), caught.type_name.size(), "replace");
+  PyObject* what = caught.has_what ? PyUnicode_DecodeUTF8(caught.what.data(), caught.what.size(), "replace")
+                                   : Py_NewRef(Py_None);
+  if (type_name && what && PyObject_SetAttrString(error, "type_name", type_name) == 0 &&
+      PyObject_SetAttrString(error, "what", what) == 0)
+    PyErr_SetObject(native_error_type, error);
+  Py_XDECREF(type_name);
+  Py_XDECREF(what);
+  Py_DECREF(error);
+  return nullptr;
+}
+
 // The variant for this call's values of the specialised arguments, compiled on first use.
 bool select_variant(FunctionObject* f, const uint64_t* slots, void** address,
                     std::shared_ptr<proteus::CompiledModule>* keep_alive) {
@@ -188,14 +211,22 @@ bool select_variant(FunctionObject* f, const uint64_t* slots, void** address,
   std::shared_ptr<proteus::CompiledModule> module;
   void* variant_address = nullptr;
   std::string failure;
-  Py_BEGIN_ALLOW_THREADS
-  try {
-    module = proteus::specialize(v.base, name, v.codes, constants);
-    variant_address = reinterpret_cast<void*>(module->address(name));
-  } catch (const std::exception& e) {
-    failure = e.what();
+  bool cancelled = false;
+  without_gil([&] {
+    try {
+      module = proteus::specialize(v.base, name, v.codes, constants);
+      variant_address = reinterpret_cast<void*>(module->address(name));
+    } catch (const proteus::CompileCancelled& e) {
+      cancelled = true;  // Ctrl-C: the wait hook left KeyboardInterrupt set
+      failure = e.what();
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  });
+  if (cancelled) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyboardInterrupt, failure.c_str());
+    return false;
   }
-  Py_END_ALLOW_THREADS
   if (!module) {  // e.g. the function uses internal mutable state: run the generic code
     v.unspecialisable = true;
     std::string message = "proteus: cannot specialise '" + name + "', calling the generic function: " + failure;
@@ -233,9 +264,11 @@ PyObject* function_vectorcall(PyObject* self, PyObject* const* argv, size_t narg
   void* address = f->address;
   std::shared_ptr<proteus::CompiledModule> keep_alive;
   if (f->variants && !f->variants->unspecialisable && !select_variant(f, slots, &address, &keep_alive)) return nullptr;
+  int threw;
   Py_BEGIN_ALLOW_THREADS
-  thunk(address, slots, &result);
+  threw = thunk(address, slots, &result);
   Py_END_ALLOW_THREADS
+  if (threw) return raise_native_error(PyUnicode_AsUTF8(f->name));
   return box(f->ret, result);
 }
 
@@ -384,6 +417,12 @@ bool host_pointer(PyObject* obj, uint64_t* out, HeldBuffers* held) {
 }
 
 bool add_function_type(PyObject* module) {
+  native_error_type = PyErr_NewExceptionWithDoc(
+      "proteus.NativeError",
+      "A C++ exception escaped a called function; type_name is its type, what its what() (None if it is "
+      "not a std::exception). The module stays usable.",
+      PyExc_RuntimeError, nullptr);
+  if (!native_error_type || PyModule_AddObject(module, "NativeError", Py_NewRef(native_error_type)) != 0) return false;
   FunctionType.tp_name = "proteus.Function";
   FunctionType.tp_basicsize = sizeof(FunctionObject);
   FunctionType.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL;

@@ -4,6 +4,8 @@
 
 #include <Python.h>
 
+#include <unistd.h>
+
 #include <deque>
 #include <list>
 #include <map>
@@ -14,6 +16,31 @@
 #include "proteus/engine.h"
 
 namespace proteus_py {
+
+// True once the interpreter is shutting down (a daemon thread must not take the GIL any more).
+inline bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
+// Runs `fn` with the GIL released, for work that may take long (compiles). A daemon thread that
+// comes back while the interpreter shuts down must not take the GIL again: CPython would end the
+// thread with pthread_exit, whose unwinding through C++ frames aborts the process. Such a thread
+// waits here until the process exits (what Python 3.14 itself does for them).
+template <typename Fn>
+auto without_gil(Fn&& fn) -> decltype(fn()) {
+  struct Reacquire {
+    PyThreadState* state;
+    ~Reacquire() {
+      while (interpreter_finalizing()) pause();
+      PyEval_RestoreThread(state);
+    }
+  } reacquire{PyEval_SaveThread()};
+  return fn();
+}
 
 // Scalar kind codes, as in proteus::call_thunk signatures.
 struct ScalarType {

@@ -113,8 +113,22 @@ std::string supported_targets() {
   return s;
 }
 
+// timeout=None, or seconds > 0.
+double checked_timeout(py::handle timeout) {
+  if (timeout.is_none()) return 0;
+  bool number = (py::isinstance<py::int_>(timeout) || py::isinstance<py::float_>(timeout)) &&
+                !py::isinstance<py::bool_>(timeout);
+  if (!number)
+    throw py::type_error("timeout must be a number of seconds or None, not " + py::repr(timeout).cast<std::string>());
+  double seconds = timeout.cast<double>();
+  if (!(seconds > 0) || seconds > 1e9)  // also NaN
+    throw py::value_error("timeout must be a positive number of seconds (or None for no limit), not " +
+                          py::repr(timeout).cast<std::string>());
+  return seconds;
+}
+
 Module compile(py::handle source, const std::string& frontend, const std::string& target, py::handle extra_args,
-               const std::string& compiler, bool verify) {
+               const std::string& compiler, bool verify, py::handle timeout) {
   if (frontend != "cpp" && frontend != "llvmir" && frontend != "mlir")
     throw py::value_error("frontend must be 'cpp', 'llvmir', or 'mlir'");
   if (compiler != "clang" && compiler != "nvcc") throw py::value_error("compiler must be 'clang' or 'nvcc'");
@@ -152,12 +166,10 @@ Module compile(py::handle source, const std::string& frontend, const std::string
   request.verify = verify;
   request.target = resolved;
   request.compiler = compiler;
+  request.timeout = checked_timeout(timeout);
   Module module;
   module.target = resolved;
-  {
-    py::gil_scoped_release unlocked;
-    module.code = proteus::compile(request);
-  }
+  module.code = without_gil([&] { return proteus::compile(request); });
   return module;
 }
 
@@ -222,10 +234,7 @@ py::object get_function(py::object self, const std::string& name, py::object res
     throw py::type_error("get_function('" + name + "'): '" + name + "' is a variable, not a function; the module's " +
                          "functions are " + py::repr(py::cast(functions)).cast<std::string>() +
                          " (get_function_address gives a variable's address)");
-  {
-    py::gil_scoped_release unlocked;
-    spec.thunk = proteus::call_thunk(signature);
-  }
+  spec.thunk = without_gil([&] { return proteus::call_thunk(signature); });
   spec.owner = self.ptr();
   spec.restype = restype.ptr();
   spec.argtypes = types.ptr();
@@ -268,8 +277,9 @@ Kernel::Variant* select_variant(Kernel& k, const std::vector<uint64_t>& slots) {
   if (!variant) {
     std::shared_ptr<proteus::CompiledModule> code;
     try {
-      py::gil_scoped_release unlocked;
-      code = proteus::specialize(k.code, k.name, k.codes, constants);
+      code = without_gil([&] { return proteus::specialize(k.code, k.name, k.codes, constants); });
+    } catch (const proteus::CompileCancelled&) {
+      throw;  // Ctrl-C: KeyboardInterrupt, not a reason to stop specialising
     } catch (const proteus::CompileError& e) {
       k.unspecialisable = true;
       std::string message = "proteus: cannot specialise kernel '" + k.name + "', launching the generic one: " + e.what();
@@ -374,8 +384,24 @@ py::object get_kernel(py::object self, const std::string& name, py::object argty
 }  // namespace
 }  // namespace proteus_py
 
+namespace proteus_py {
+namespace {
+// The engine's wait hook: a thread waiting for a compile checks for Ctrl-C (on the main thread,
+// Python's SIGINT handler raises KeyboardInterrupt from PyErr_CheckSignals; the error stays set
+// for the caller). Never touches a finalizing interpreter.
+bool interrupted() {
+  if (interpreter_finalizing()) return false;
+  PyGILState_STATE state = PyGILState_Ensure();
+  bool raised = PyErr_Occurred() == nullptr && PyErr_CheckSignals() != 0;
+  PyGILState_Release(state);
+  return raised;
+}
+}  // namespace
+}  // namespace proteus_py
+
 PYBIND11_MODULE(_proteus, m) {
   using namespace proteus_py;
+  proteus::set_wait_hook(interrupted);
   m.doc() = "Proteus native backend: JIT-compile C++ and LLVM IR with Clang/LLVM 22.";
 
   static py::exception<proteus::CompileError> compile_error(m, "CompileError", PyExc_RuntimeError);
@@ -383,6 +409,12 @@ PYBIND11_MODULE(_proteus, m) {
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
+    } catch (const proteus::CompileTimeout& e) {
+      set_error(PyExc_TimeoutError, e.what());
+    } catch (const proteus::CompileCancelled& e) {
+      if (!PyErr_Occurred()) set_error(PyExc_KeyboardInterrupt, e.what());  // else the hook's KeyboardInterrupt
+    } catch (const proteus::CompileOutOfMemory& e) {
+      set_error(PyExc_MemoryError, e.what());
     } catch (const proteus::CompileError& e) {
       set_error(compile_error.ptr(), e.what());
     } catch (const proteus::SymbolNotFound& e) {
@@ -471,7 +503,9 @@ PYBIND11_MODULE(_proteus, m) {
     options.disable_function_signatures();
     m.def("compile", &compile, py::arg("source"), py::arg("frontend") = "cpp", py::arg("target") = "host",
           py::arg("extra_args") = py::list(), py::arg("compiler") = "clang", py::arg("verify") = false,
-          "compile(source, frontend='cpp', target='host', extra_args=[], compiler='clang', verify=False)\n--\n\n"
+          py::kw_only(), py::arg("timeout") = py::none(),
+          "compile(source, frontend='cpp', target='host', extra_args=[], compiler='clang', verify=False, *, "
+          "timeout=None)\n--\n\n"
           "Compile source at run time with the in-process Clang/LLVM 22 and return a Module.\n\n"
           "source: C++ (or CUDA/HIP) text, LLVM IR text or bitcode bytes, or the path of a file (a str\n"
           "    naming an existing file, or an os.PathLike, which must exist).\n"
@@ -479,8 +513,10 @@ PYBIND11_MODULE(_proteus, m) {
           "target: 'host' (alias 'native'), 'cuda' or 'hip' where the backend has that target.\n"
           "extra_args: flags for clang (-D, -I, -std=, -O...), cpp only.\n"
           "compiler: 'clang', or 'nvcc' for target='cuda'.\n"
-          "verify: run LLVM's verifier on the generated IR.\n\n"
-          "Bad source raises proteus.CompileError carrying the compiler's diagnostics.");
+          "verify: run LLVM's verifier on the generated IR.\n"
+          "timeout: seconds; a compile still running then is cancelled and raises TimeoutError.\n\n"
+          "Bad source raises proteus.CompileError carrying the compiler's diagnostics; a compile that\n"
+          "runs out of memory raises MemoryError; Ctrl-C interrupts a compile (KeyboardInterrupt).");
   }
 
   m.def("backend_info", [] {
@@ -526,7 +562,7 @@ PYBIND11_MODULE(_proteus, m) {
   m.attr("has_cuda") = kHasCuda;
   m.attr("has_hip") = kHasHip;
   m.attr("has_mlir") = kHasMlir;
-  for (const char* name : {"Type", "Function", "Kernel", "Module", "CompileError", "compile", "backend_info", "cache_info",
+  for (const char* name : {"Type", "Function", "Kernel", "Module", "CompileError", "NativeError", "compile", "backend_info", "cache_info",
                            "clear_cache", "has_cuda",
                            "has_hip", "has_mlir"})
     all_names.append(name);

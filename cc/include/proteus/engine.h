@@ -16,6 +16,25 @@ class CompileError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A compile given up before it finished: its caller was interrupted (the wait hook, below) or the
+// process is exiting. The engine stays usable; the abandoned work stops at its next checkpoint.
+class CompileCancelled : public CompileError {
+ public:
+  using CompileError::CompileError;
+};
+
+// A compile that ran past CompileRequest::timeout (then cancelled).
+class CompileTimeout : public CompileCancelled {
+ public:
+  using CompileCancelled::CompileCancelled;
+};
+
+// Clang or LLVM could not allocate memory during a compile; the engine stays usable.
+class CompileOutOfMemory : public CompileError {
+ public:
+  using CompileError::CompileError;
+};
+
 // The persistent cache directory cannot be used safely (wrong owner or permissions).
 class CacheError : public std::runtime_error {
  public:
@@ -36,7 +55,12 @@ struct CompileRequest {
   bool verify = false;                     // run the IR verifier on the generated IR
   std::string target = "host";             // "host" | "cuda"
   std::string compiler = "clang";          // "clang" | "nvcc" (cuda only)
+  double timeout = 0;                      // seconds; > 0: CompileTimeout past it
 };
+
+// Called about every 50 ms by a thread waiting for a compile (on that thread): returning true gives
+// up waiting (CompileCancelled). The Python module checks for Ctrl-C this way. Set once.
+void set_wait_hook(bool (*hook)());
 
 // The compiled, linked code of one compile() call. Freed (static destructors run, memory
 // returned) when the last reference goes.
@@ -82,7 +106,15 @@ std::string header_search_description();
 
 // Scalar kinds for call thunks. One letter each: b=i8 i=i32 l=i64 I=u32 L=u64 f=f32 d=f64 p=ptr v=void.
 // A thunk calls `fn` with arguments read from 8-byte slots and writes the result to `ret`.
-using CallThunk = void (*)(void* fn, const uint64_t* args, void* ret);
+// A C++ exception escaping `fn` is caught in the thunk, which then returns nonzero (else 0); what
+// it was is in last_native_exception() on the calling thread.
+using CallThunk = int (*)(void* fn, const uint64_t* args, void* ret);
+struct NativeException {
+  std::string type_name;  // demangled, e.g. "std::runtime_error"
+  std::string what;       // what(), for a std::exception
+  bool has_what = false;  // false: not derived from std::exception (e.g. `throw 42`)
+};
+const NativeException& last_native_exception();
 // The thunk for a signature "r(args)", e.g. "i(i)" for int(int). Compiled once, kept for the process.
 CallThunk call_thunk(const std::string& signature);
 
