@@ -353,3 +353,34 @@ def test_temp_files_left_by_killed_processes_are_removed(tmp_path, monkeypatch):
         os.utime(path, (two_hours_ago, two_hours_ago))
     proteus.cache_info()
     assert not any(p.exists() for p in old) and fresh.exists()
+
+
+def test_a_store_does_not_list_the_directory_every_time(tmp_path):
+    """Eviction cost is independent of the number of entries: a process lists the cache on its first
+    store, then only after storing a twentieth of the bound (or when its estimate crosses it). A stale
+    temp file, which any listing removes, shows whether one happened."""
+    code = textwrap.dedent("""
+        import os, sys, proteus
+        stale = sys.argv[1]
+        def plant():
+            open(stale, "wb").write(b"partial"); t = os.stat(stale).st_mtime - 7200; os.utime(stale, (t, t))
+        plant()
+        proteus.compile('extern "C" int a() { return 1; }')  # the first store lists the directory
+        assert not os.path.exists(stale)
+        plant()
+        for i in range(8):
+            proteus.compile('extern "C" int b%d() { return %d; }' % (i, i))
+        print("listed" if not os.path.exists(stale) else "not listed")
+    """)
+
+    def run(max_bytes):
+        cache = tmp_path / max_bytes  # a cache of its own: every compile stores
+        cache.mkdir(mode=0o700)
+        res = subprocess.run([sys.executable, "-c", code, str(cache / ("." + "d" * 64 + ".tmp.Ab12Cd"))],
+                             capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, PROTEUS_CACHE_DIR=str(cache), PROTEUS_CACHE_MAX_BYTES=max_bytes))
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip()
+
+    assert run(str(1 << 30)) == "not listed"  # eight small stores, far below a twentieth of 1 GiB
+    assert run("20000") == "listed"  # each entry is more than a twentieth of 20 kB: every store lists

@@ -23,6 +23,13 @@ GOOD = textwrap.dedent('''
             proteus.compile("int broken( {")
         except proteus.CompileError as err:
             assert "error:" in str(err)
+        try:
+            proteus.compile('#include <stdexcept>\\nextern "C" void t() { throw std::runtime_error("no"); }',
+                            timeout=60.0).get_function("t")()
+        except proteus.NativeError as native:
+            type_name: str = native.type_name
+            what: str | None = native.what
+            assert type_name == "std::runtime_error" and what == "no"
         info = proteus.cache_info()
         assert isinstance(info["entries"], int) and isinstance(proteus.clear_cache(), int)
         assert proteus.active_backend in proteus.available_backends()
@@ -39,6 +46,7 @@ BAD = textwrap.dedent('''
 
     proteus.compile(42)
     proteus.compile("x", verify="yes")
+    proteus.compile("x", timeout="5")
     mod = proteus.compile("x")
     mod.get_function(7)
     mod.get_function("f", restype="i32")
@@ -66,7 +74,7 @@ def test_mypy_strict_rejects_wrong_calls(tmp_path):
     res = mypy(tmp_path, BAD)
     errors = [line for line in res.stdout.splitlines() if ": error:" in line]
     lines = {int(line.split(":")[1]) for line in errors}
-    assert lines == set(range(4, 12)) - {6}, res.stdout
+    assert lines == set(range(4, 13)) - {7}, res.stdout
 
 
 def test_the_package_is_marked_typed():
@@ -78,11 +86,13 @@ def test_the_package_is_marked_typed():
 
 def test_signature_and_docstrings():
     params = list(inspect.signature(proteus.compile).parameters)
-    assert params == ["source", "frontend", "target", "extra_args", "compiler", "verify"]
+    assert params == ["source", "frontend", "target", "extra_args", "compiler", "verify", "timeout"]
     assert inspect.signature(proteus.compile).parameters["frontend"].default == "cpp"
+    assert inspect.signature(proteus.compile).parameters["timeout"].kind is inspect.Parameter.KEYWORD_ONLY
     assert "CompileError" in proteus.compile.__doc__
     for obj, words in [(proteus.Module, "get_function"), (proteus.Function, "restype"), (proteus.Type, "scalar type"),
-                       (proteus.CompileError, "diagnostics"), (proteus.cache_info, "persistent"),
+                       (proteus.CompileError, "diagnostics"), (proteus.NativeError, "what()"),
+                       (proteus.cache_info, "persistent"),
                        (proteus.backend_info, "LLVM")]:
         text = pydoc.render_doc(obj, renderer=pydoc.plaintext)
         assert words in text, (obj, text[:500])
