@@ -52,16 +52,17 @@ std::string toolkit_view_from_wheels(const std::string& nvidia) {
   if (!mkdtemp(templ)) throw CompileError("cannot create a directory for the CUDA toolkit view in /tmp");
   std::string view = templ;
   mkdir((view + "/include").c_str(), 0700);
-  symlink((nvidia + "/cuda_nvcc/bin").c_str(), (view + "/bin").c_str());
-  symlink((nvidia + "/cuda_nvcc/nvvm").c_str(), (view + "/nvvm").c_str());
-  symlink((nvidia + "/cuda_runtime/lib").c_str(), (view + "/lib64").c_str());
+  // A link that cannot be made leaves a part of the view missing: clang then names what it lacks.
+  (void)symlink((nvidia + "/cuda_nvcc/bin").c_str(), (view + "/bin").c_str());
+  (void)symlink((nvidia + "/cuda_nvcc/nvvm").c_str(), (view + "/nvvm").c_str());
+  (void)symlink((nvidia + "/cuda_runtime/lib").c_str(), (view + "/lib64").c_str());
   for (const char* part : {"cuda_runtime", "cuda_cccl", "cuda_nvcc", "curand"}) {
     std::string dir = nvidia + "/" + part + "/include";
     DIR* d = opendir(dir.c_str());
     if (!d) continue;
     while (struct dirent* e = readdir(d)) {
       if (e->d_name[0] == '.') continue;
-      symlink((dir + "/" + e->d_name).c_str(), (view + "/include/" + e->d_name).c_str());
+      (void)symlink((dir + "/" + e->d_name).c_str(), (view + "/include/" + e->d_name).c_str());
     }
     closedir(d);
   }

@@ -1,5 +1,7 @@
 #include "device.h"
 
+#include <map>
+
 #include "llvm/Bitcode/BitcodeReader.h"
 #include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/IR/Module.h"
@@ -30,8 +32,11 @@ class DeviceModule : public CompiledModule {
   void* kernel(const std::string& name) override {
     DeviceRuntime& runtime = runtime_();
     std::lock_guard<std::mutex> lock(mutex_);
+    if (auto known = functions_.find(name); known != functions_.end()) return known->second;
     if (!module_) module_ = runtime.load(binary_.empty() ? ptx_ : binary_);  // PTX: the driver JIT-compiles it
-    return runtime.function(module_, name);
+    void* function = runtime.function(module_, name);
+    functions_.emplace(name, function);  // valid while the module is loaded: as long as this object
+    return function;
   }
   void launch(void* kernel, const unsigned* grid, const unsigned* block, unsigned shmem, void* stream,
               void** params) override {
@@ -76,6 +81,7 @@ class DeviceModule : public CompiledModule {
   std::string key_;
   std::mutex mutex_;
   void* module_ = nullptr;
+  std::map<std::string, void*> functions_;  // kernel handles by name
 };
 
 }  // namespace

@@ -97,11 +97,8 @@ std::string link_code_object(const std::string& object) {
   static std::mutex lld_mutex;  // lld keeps global state: one link at a time
   TempDir tmp;
   write_file_bytes(tmp.path + "/kernel.o", object);
-  std::string out = tmp.path + "/kernel.hsaco";
-  std::vector<const char*> args = {"ld.lld", "-shared", "--no-undefined", (tmp.path + "/kernel.o").c_str(), "-o",
-                                   out.c_str()};
-  std::string input = tmp.path + "/kernel.o";
-  args[3] = input.c_str();
+  std::string input = tmp.path + "/kernel.o", out = tmp.path + "/kernel.hsaco";
+  std::vector<const char*> args = {"ld.lld", "-shared", "--no-undefined", input.c_str(), "-o", out.c_str()};
   std::string messages;
   llvm::raw_string_ostream os(messages);
   lld::Result result;

@@ -35,7 +35,7 @@ VENVS = {
     "host": ([SHIM, HOST], TEST_TOOLS + ["mypy"], ["test_host_backend.py", "test_cache.py", "test_specialize.py",
                                                    "test_bad_input.py", "test_threads.py", "test_coexistence.py",
                                                    "test_typing.py", "test_containment.py", "test_fuzz.py"]),
-    "cuda": ([SHIM, HOST, CUDA], TEST_TOOLS + CUDA_TOOLKIT, ["test_cuda_backend.py"]),
+    "cuda": ([SHIM, HOST, CUDA], TEST_TOOLS + CUDA_TOOLKIT, ["test_cuda_backend.py", "test_fake_driver.py"]),
     "rocm": ([SHIM, HOST, ROCM], TEST_TOOLS, ["test_rocm_backend.py"]),
 }
 
@@ -104,13 +104,23 @@ def test_installed(python, venv_name, tmp_path):
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PROTEUS_", "RUNFILES", "TEST_"))}
     env.update(HOME=str(tmp_path / "home"),
-               PYTHONDONTWRITEBYTECODE="1")
+               PYTHONDONTWRITEBYTECODE="1",
+               FAKE_DRIVER_DIR=str(fake_driver_dir(tmp_path / "fake_driver")))
     cmd = [str(vpy), "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--rootdir", str(workdir)]
     cmd += [str(HERE / "installed" / f) for f in files]
     res = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     print(res.stdout[-20000:])
     print(res.stderr[-5000:], file=sys.stderr)
     assert res.returncode == 0, f"tests in the {venv_name} venv ({python}) failed:\n{res.stdout[-8000:]}\n{res.stderr[-3000:]}"
+
+
+def fake_driver_dir(where: Path) -> Path:
+    """A directory where the fake driver is libcuda.so.1 and libamdhip64.so.7 (tests put it on LD_LIBRARY_PATH)."""
+    where.mkdir()
+    library = runfile("libfake_driver.so").resolve()
+    for name in ("libcuda.so.1", "libamdhip64.so.7"):
+        (where / name).symlink_to(library)
+    return where
 
 
 def runfile(path: str) -> Path:

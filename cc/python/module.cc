@@ -251,22 +251,21 @@ struct Kernel {
   std::string name;
   std::string codes;  // argument kinds, as for functions
   py::list argtypes;
-  void* function = nullptr;  // CUfunction / hipFunction_t, resolved at the first launch (needs the runtime)
-  // Runtime specialisation: per tuple of values of these arguments, a variant module (and its handle).
+  // Runtime specialisation: per tuple of values of these arguments, a variant module. The runtime's
+  // kernel handles are kept by the modules (CompiledModule::kernel), not here: a launch copies the
+  // module's shared_ptr before releasing the GIL, so no other launch can free what it uses.
   std::vector<unsigned> specialize;
-  struct Variant {
-    std::shared_ptr<proteus::CompiledModule> code;
-    void* function = nullptr;
-  };
+  using Variant = std::shared_ptr<proteus::CompiledModule>;
   VariantCache<Variant> variants;
   bool unspecialisable = false;
   py::object last_variant = py::none();
 };
 
-// The variant for this launch's values of the specialised arguments (compiled on first use, the
-// least recently used dropped beyond the bound), or nullptr to run the generic kernel.
-Kernel::Variant* select_variant(Kernel& k, const std::vector<uint64_t>& slots) {
-  if (k.specialize.empty() || k.unspecialisable) return nullptr;
+// The module to launch for this launch's values of the specialised arguments: a variant (compiled
+// on first use, the least recently used dropped beyond the bound) or the generic one. Called with
+// the GIL held; the caller owns the returned reference.
+std::shared_ptr<proteus::CompiledModule> select_variant(Kernel& k, const std::vector<uint64_t>& slots) {
+  if (k.specialize.empty() || k.unspecialisable) return k.code;
   std::vector<uint64_t> values;
   std::vector<std::pair<unsigned, uint64_t>> constants;
   for (unsigned i : k.specialize) {
@@ -284,15 +283,15 @@ Kernel::Variant* select_variant(Kernel& k, const std::vector<uint64_t>& slots) {
       k.unspecialisable = true;
       std::string message = "proteus: cannot specialise kernel '" + k.name + "', launching the generic one: " + e.what();
       if (PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) != 0) throw py::error_already_set();
-      return nullptr;
+      return k.code;
     }
-    variant = &k.variants.insert(values, Kernel::Variant{code});
+    variant = &k.variants.insert(values, code);
     Module variant_module;
     variant_module.code = code;
     variant_module.target = py::cast<Module&>(k.owner).target;
     k.last_variant = py::cast(std::move(variant_module));
   }
-  return variant;
+  return *variant;
 }
 
 // grid/block: an int, or a tuple/list of 1 to 3 ints (missing dimensions are 1).
@@ -356,13 +355,11 @@ void launch(Kernel& k, py::handle grid, py::handle block, py::handle args, unsig
     params[i] = &slots[i];
   }
   void* s = stream_handle(stream);
-  Kernel::Variant* variant = select_variant(k, slots);
-  std::shared_ptr<proteus::CompiledModule> code = variant ? variant->code : k.code;  // alive during the launch
-  void** handle = variant ? &variant->function : &k.function;
+  std::shared_ptr<proteus::CompiledModule> code = select_variant(k, slots);  // ours until the launch returns
+  const std::string& name = k.name;  // k outlives the call: the caller holds the Kernel
   py::gil_scoped_release unlocked;
   try {
-    if (!*handle) *handle = code->kernel(k.name);
-    code->launch(*handle, g, b, shmem, s, params.data());
+    code->launch(code->kernel(name), g, b, shmem, s, params.data());
   } catch (const proteus::SymbolNotFound& e) {
     throw std::runtime_error(e.what());
   }
@@ -441,9 +438,9 @@ PYBIND11_MODULE(_proteus, m) {
       .def_property_readonly("name", [](const Kernel& k) { return k.name; })
       .def_property_readonly("argtypes", [](const Kernel& k) { return py::list(k.argtypes); })
       .def_property_readonly("handle", [](Kernel& k) {
+        std::shared_ptr<proteus::CompiledModule> code = k.code;
         py::gil_scoped_release unlocked;
-        if (!k.function) k.function = k.code->kernel(k.name);
-        return reinterpret_cast<uintptr_t>(k.function);
+        return reinterpret_cast<uintptr_t>(code->kernel(k.name));
       }, "the runtime's function handle (CUfunction / hipFunction_t) of the generic kernel; opens the runtime")
       .def_property_readonly("specialize", [](const Kernel& k) { return k.specialize; })
       .def_property_readonly("variants", [](const Kernel& k) { return k.variants.size(); },

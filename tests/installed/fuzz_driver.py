@@ -160,7 +160,7 @@ def fuzz_inputs(args, summary):
             summary["compiled"] += 1
         except TimeoutError:
             summary["timeouts"].append({"case": index, "frontend": frontend, "flags": flags,
-                                        "source": source[:300] if isinstance(source, str) else "bitcode"})
+                                        "source": source[:100] if isinstance(source, str) else "bitcode"})
         except ALLOWED as e:
             summary["errors"][type(e).__name__] = summary["errors"].get(type(e).__name__, 0) + 1
         except BaseException as e:  # anything else is a finding

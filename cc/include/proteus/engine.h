@@ -75,7 +75,8 @@ class CompiledModule {
   // object; empty if only PTX exists), the arch ("sm_90", "gfx90a"), a kernel's runtime handle
   // (loading the module on first use), and launching it on `stream` (0: the default stream) with
   // `params` = one pointer per argument. Runtime errors are std::runtime_error with the runtime's
-  // error name and text; a missing runtime library names it.
+  // error name and text; a missing runtime library names it. kernel() is thread-safe and caches
+  // the handle per name: callers need not keep it.
   virtual std::string ptx() const { return ""; }
   virtual std::string cubin() const { return ""; }
   virtual std::string arch() const { return ""; }
