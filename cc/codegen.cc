@@ -32,7 +32,7 @@ int env_level(const char* name, int fallback) {
   const char* v = std::getenv(name);
   if (!v || !*v) return fallback;
   if (v[1] == '\0' && v[0] >= '0' && v[0] <= '3') return v[0] - '0';
-  throw CompileError(std::string(name) + "=" + v + " is not an optimisation level; use 0, 1, 2 or 3");
+  throw ConfigError(std::string(name) + "=" + v + " is not an optimisation level; use 0, 1, 2 or 3");
 }
 
 // Backend diagnostics (e.g. bad inline assembly) are collected instead of printed and exiting.

@@ -74,12 +74,12 @@ HeaderSearch resolve_header_search() {
   if (env && *env) {
     std::string bin = env;
     if (!is_executable(bin))
-      throw CompileError("PROTEUS_CLANGXX_BIN=" + bin +
+      throw ConfigError("PROTEUS_CLANGXX_BIN=" + bin +
                          " does not name an executable file; set PROTEUS_CLANGXX_BIN to a clang++ " +
                          std::to_string(kClangMajor) + " binary or unset it");
     int major = clang_major(bin);  // the user named it: ask the binary itself (once per process)
     if (major != kClangMajor)
-      throw CompileError("PROTEUS_CLANGXX_BIN=" + bin + " is not clang++ " + std::to_string(kClangMajor) +
+      throw ConfigError("PROTEUS_CLANGXX_BIN=" + bin + " is not clang++ " + std::to_string(kClangMajor) +
                          (major ? " (it is clang " + std::to_string(major) + ")" : " (it does not report a clang version)") +
                          "; set PROTEUS_CLANGXX_BIN to a clang++ " + std::to_string(kClangMajor) + " binary or unset it");
     return from_clang(bin, first_output_line({bin, "-print-resource-dir"}), "PROTEUS_CLANGXX_BIN");

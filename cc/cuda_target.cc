@@ -155,24 +155,24 @@ Driver& driver_api() {
     CUresult rc = d.cuInit(0);
     int count = 0;
     if (rc == 0) rc = d.cuDeviceGetCount(&count);
-    if (rc != 0) throw std::runtime_error(driver_error(d, rc, "cuInit/cuDeviceGetCount"));
-    if (count == 0) throw std::runtime_error("CUDA driver: no CUDA device is present");
+    if (rc != 0) throw DeviceError(driver_error(d, rc, "cuInit/cuDeviceGetCount"));
+    if (count == 0) throw DeviceError("CUDA driver: no CUDA device is present");
     CUdevice device = 0;
     if ((rc = d.cuDeviceGet(&device, 0)) || (rc = d.cuDevicePrimaryCtxRetain(&d.context, device)))
-      throw std::runtime_error(driver_error(d, rc, "cuDevicePrimaryCtxRetain (device 0)"));
+      throw DeviceError(driver_error(d, rc, "cuDevicePrimaryCtxRetain (device 0)"));
   });
   return d;
 }
 
 void make_current(Driver& d) {
-  if (CUresult rc = d.cuCtxSetCurrent(d.context)) throw std::runtime_error(driver_error(d, rc, "cuCtxSetCurrent"));
+  if (CUresult rc = d.cuCtxSetCurrent(d.context)) throw DeviceError(driver_error(d, rc, "cuCtxSetCurrent"));
 }
 
 // PROTEUS_CUDA_ARCH, else device 0's compute capability (if a driver and GPU are here), else sm_90.
 std::string cuda_arch() {
   if (const char* arch = std::getenv("PROTEUS_CUDA_ARCH"); arch && *arch) {
     if (std::strncmp(arch, "sm_", 3) != 0 || !std::atoi(arch + 3))
-      throw CompileError(std::string("PROTEUS_CUDA_ARCH=") + arch + " is not a CUDA arch like sm_90");
+      throw ConfigError(std::string("PROTEUS_CUDA_ARCH=") + arch + " is not a CUDA arch like sm_90");
     return arch;
   }
   static std::string detected = [] {
@@ -218,7 +218,7 @@ std::string cubin_for(const std::string& ptx, const std::string& arch, const Too
 
 std::string nvcc_binary() {
   if (const char* bin = std::getenv("PROTEUS_NVCC_BIN"); bin && *bin) {
-    if (!is_executable(bin)) throw CompileError(std::string("PROTEUS_NVCC_BIN=") + bin + " is not an executable nvcc");
+    if (!is_executable(bin)) throw ConfigError(std::string("PROTEUS_NVCC_BIN=") + bin + " is not an executable nvcc");
     return bin;
   }
   std::vector<std::string> on_path = executables_on_path("nvcc");
@@ -291,7 +291,7 @@ class CudaRuntime : public DeviceRuntime {
     Driver& d = driver_api();
     make_current(d);
     CUmodule module = nullptr;
-    if (CUresult rc = d.cuModuleLoadData(&module, image.c_str())) throw std::runtime_error(driver_error(d, rc, "cuModuleLoadData"));
+    if (CUresult rc = d.cuModuleLoadData(&module, image.c_str())) throw DeviceError(driver_error(d, rc, "cuModuleLoadData"));
     return module;
   }
   void unload(void* module) override { driver_api().cuModuleUnload(static_cast<CUmodule>(module)); }
@@ -300,7 +300,7 @@ class CudaRuntime : public DeviceRuntime {
     make_current(d);
     CUfunction function = nullptr;
     if (CUresult rc = d.cuModuleGetFunction(&function, static_cast<CUmodule>(module), name.c_str()))
-      throw std::runtime_error(driver_error(d, rc, ("cuModuleGetFunction('" + name + "')").c_str()));
+      throw DeviceError(driver_error(d, rc, ("cuModuleGetFunction('" + name + "')").c_str()));
     return reinterpret_cast<void*>(function);
   }
   void launch(void* function, const unsigned grid[3], const unsigned block[3], unsigned shmem, void* stream,
@@ -309,7 +309,7 @@ class CudaRuntime : public DeviceRuntime {
     make_current(d);
     if (CUresult rc = d.cuLaunchKernel(reinterpret_cast<CUfunction>(function), grid[0], grid[1], grid[2], block[0],
                                        block[1], block[2], shmem, reinterpret_cast<CUstream>(stream), params, nullptr))
-      throw std::runtime_error(driver_error(d, rc, "cuLaunchKernel"));
+      throw DeviceError(driver_error(d, rc, "cuLaunchKernel"));
   }
 };
 

@@ -95,19 +95,19 @@ void RuntimeLibrary::open(std::initializer_list<const char*> candidates, const s
     }
     errors += std::string("\n  ") + dlerror();
   }
-  throw std::runtime_error("cannot load " + std::string(*candidates.begin()) + " (" + what_for + "):" + errors);
+  throw DeviceError("cannot load " + std::string(*candidates.begin()) + " (" + what_for + "):" + errors);
 }
 
 void InitialiseOnce::ensure(const std::function<void()>& initialise) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (done_) return;
-  if (!failure_.empty()) throw std::runtime_error(failure_);
+  if (!failure_.empty()) throw DeviceError(failure_);
   try {
     initialise();
     done_ = true;
   } catch (const std::exception& e) {
     failure_ = e.what();
-    throw std::runtime_error(failure_);
+    throw DeviceError(failure_);
   }
 }
 

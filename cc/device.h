@@ -42,7 +42,7 @@ struct RuntimeLibrary {
   template <typename Function>
   void bind(Function& slot, const char* symbol) {
     slot = reinterpret_cast<Function>(dlsym(handle, symbol));
-    if (!slot) throw std::runtime_error(name + " lacks " + symbol);
+    if (!slot) throw DeviceError(name + " lacks " + symbol);
   }
 };
 

@@ -71,7 +71,7 @@ Rocm cached_rocm() {
 std::string hip_arch() {
   const char* arch = std::getenv("PROTEUS_HIP_ARCH");
   if (!arch || !*arch) return kDefaultArch;
-  if (std::strncmp(arch, "gfx", 3) != 0) throw CompileError(std::string("PROTEUS_HIP_ARCH=") + arch + " is not an AMDGPU arch like gfx90a");
+  if (std::strncmp(arch, "gfx", 3) != 0) throw ConfigError(std::string("PROTEUS_HIP_ARCH=") + arch + " is not an AMDGPU arch like gfx90a");
   return arch;
 }
 
@@ -149,9 +149,9 @@ HipApi& hip_api() {
     h.lib.bind(h.hipModuleGetFunction, "hipModuleGetFunction");
     h.lib.bind(h.hipModuleLaunchKernel, "hipModuleLaunchKernel");
     int count = 0;
-    if (hipError_t rc = h.hipGetDeviceCount(&count)) throw std::runtime_error(hip_error(h, rc, "hipGetDeviceCount"));
-    if (count == 0) throw std::runtime_error("HIP runtime (libamdhip64.so): no AMD GPU is present");
-    if (hipError_t rc = h.hipSetDevice(0)) throw std::runtime_error(hip_error(h, rc, "hipSetDevice(0)"));
+    if (hipError_t rc = h.hipGetDeviceCount(&count)) throw DeviceError(hip_error(h, rc, "hipGetDeviceCount"));
+    if (count == 0) throw DeviceError("HIP runtime (libamdhip64.so): no AMD GPU is present");
+    if (hipError_t rc = h.hipSetDevice(0)) throw DeviceError(hip_error(h, rc, "hipSetDevice(0)"));
   });
   return h;
 }
@@ -161,7 +161,7 @@ class HipRuntime : public DeviceRuntime {
   void* load(const std::string& image) override {
     HipApi& h = hip_api();
     void* module = nullptr;
-    if (hipError_t rc = h.hipModuleLoadData(&module, image.data())) throw std::runtime_error(hip_error(h, rc, "hipModuleLoadData"));
+    if (hipError_t rc = h.hipModuleLoadData(&module, image.data())) throw DeviceError(hip_error(h, rc, "hipModuleLoadData"));
     return module;
   }
   void unload(void* module) override { hip_api().hipModuleUnload(module); }
@@ -169,7 +169,7 @@ class HipRuntime : public DeviceRuntime {
     HipApi& h = hip_api();
     void* function = nullptr;
     if (hipError_t rc = h.hipModuleGetFunction(&function, module, name.c_str()))
-      throw std::runtime_error(hip_error(h, rc, "hipModuleGetFunction('" + name + "')"));
+      throw DeviceError(hip_error(h, rc, "hipModuleGetFunction('" + name + "')"));
     return function;
   }
   void launch(void* function, const unsigned grid[3], const unsigned block[3], unsigned shmem, void* stream,
@@ -177,7 +177,7 @@ class HipRuntime : public DeviceRuntime {
     HipApi& h = hip_api();
     if (hipError_t rc = h.hipModuleLaunchKernel(function, grid[0], grid[1], grid[2], block[0], block[1], block[2], shmem,
                                                 stream, params, nullptr))
-      throw std::runtime_error(hip_error(h, rc, "hipModuleLaunchKernel"));
+      throw DeviceError(hip_error(h, rc, "hipModuleLaunchKernel"));
   }
 };
 

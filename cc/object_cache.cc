@@ -140,7 +140,7 @@ ObjectCache* ObjectCache::current() {
     errno = 0;
     max_bytes = std::strtoull(v, &end, 10);
     if (!std::isdigit(static_cast<unsigned char>(*v)) || *end || errno == ERANGE)
-      throw std::invalid_argument(std::string("PROTEUS_CACHE_MAX_BYTES=") + v +
+      throw ConfigError(std::string("PROTEUS_CACHE_MAX_BYTES=") + v +
                                   " is not a number of bytes: set it to a whole number (e.g. 1073741824 for 1 GiB) "
                                   "or unset it for the default");
   }

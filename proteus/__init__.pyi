@@ -44,6 +44,18 @@ has_mlir: Final[bool]
 class CompileError(RuntimeError):
     """Compilation failed; the message carries the compiler's diagnostics (file:line:col: error: ...)."""
 
+class ConfigError(CompileError, ValueError):
+    """A setting (a PROTEUS_* variable) has a value that cannot be used; the message names it and the fix."""
+
+class SymbolNotFoundError(RuntimeError, LookupError):
+    """The module defines no such name; the message lists what it defines."""
+
+class CacheError(PermissionError):
+    """The persistent cache directory cannot be used safely; the message names it and the fix."""
+
+class DeviceError(RuntimeError):
+    """The GPU runtime (CUDA driver, HIP runtime) is missing or failed; the message has its error name."""
+
 class NativeError(RuntimeError):
     """A C++ exception escaped a called function; the module stays usable."""
 

@@ -361,7 +361,7 @@ void launch(Kernel& k, py::handle grid, py::handle block, py::handle args, unsig
   try {
     code->launch(code->kernel(name), g, b, shmem, s, params.data());
   } catch (const proteus::SymbolNotFound& e) {
-    throw std::runtime_error(e.what());
+    throw proteus::DeviceError(e.what());  // e.g. get_kernel of a name the GPU module lacks, found at launch
   }
 }
 
@@ -401,8 +401,29 @@ PYBIND11_MODULE(_proteus, m) {
   proteus::set_wait_hook(interrupted);
   m.doc() = "Proteus native backend: JIT-compile C++ and LLVM IR with Clang/LLVM 22.";
 
+  // One error hierarchy, converted here once (ARCHITECTURE 4). Each type also derives from the
+  // built-in exception earlier releases raised, so existing `except` clauses keep working.
   static py::exception<proteus::CompileError> compile_error(m, "CompileError", PyExc_RuntimeError);
   compile_error.doc() = "Compilation failed; the message carries the compiler's diagnostics.";
+  auto new_error = [&](const char* name, const char* doc, py::tuple bases) {
+    std::string qualified = std::string(PyModule_GetName(m.ptr())) + "." + name;
+    PyObject* type = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, bases.ptr(), nullptr);
+    if (!type) throw py::error_already_set();
+    m.attr(name) = py::reinterpret_borrow<py::object>(type);
+    return type;  // kept for the process: a strong reference that is never released
+  };
+  static PyObject* config_error = new_error(
+      "ConfigError", "A setting (a PROTEUS_* variable) has a value that cannot be used; the message names it and the fix.",
+      py::make_tuple(compile_error, py::handle(PyExc_ValueError)));
+  static PyObject* symbol_not_found = new_error(
+      "SymbolNotFoundError", "The module defines no such name; the message lists what it defines.",
+      py::make_tuple(py::handle(PyExc_RuntimeError), py::handle(PyExc_LookupError)));
+  static PyObject* cache_error = new_error(
+      "CacheError", "The persistent cache directory cannot be used safely; the message names it and the fix.",
+      py::make_tuple(py::handle(PyExc_PermissionError)));
+  static PyObject* device_error = new_error(
+      "DeviceError", "The GPU runtime (CUDA driver, HIP runtime) is missing or failed; the message has its error name.",
+      py::make_tuple(py::handle(PyExc_RuntimeError)));
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -412,12 +433,16 @@ PYBIND11_MODULE(_proteus, m) {
       if (!PyErr_Occurred()) set_error(PyExc_KeyboardInterrupt, e.what());  // else the hook's KeyboardInterrupt
     } catch (const proteus::CompileOutOfMemory& e) {
       set_error(PyExc_MemoryError, e.what());
+    } catch (const proteus::ConfigError& e) {
+      set_error(config_error, e.what());
     } catch (const proteus::CompileError& e) {
       set_error(compile_error.ptr(), e.what());
     } catch (const proteus::SymbolNotFound& e) {
-      set_error(PyExc_RuntimeError, e.what());
+      set_error(symbol_not_found, e.what());
     } catch (const proteus::CacheError& e) {
-      set_error(PyExc_PermissionError, e.what());
+      set_error(cache_error, e.what());
+    } catch (const proteus::DeviceError& e) {
+      set_error(device_error, e.what());
     }
   });
 
@@ -559,7 +584,8 @@ PYBIND11_MODULE(_proteus, m) {
   m.attr("has_cuda") = kHasCuda;
   m.attr("has_hip") = kHasHip;
   m.attr("has_mlir") = kHasMlir;
-  for (const char* name : {"Type", "Function", "Kernel", "Module", "CompileError", "NativeError", "compile", "backend_info", "cache_info",
+  for (const char* name : {"Type", "Function", "Kernel", "Module", "CompileError", "NativeError", "ConfigError",
+                           "SymbolNotFoundError", "CacheError", "DeviceError", "compile", "backend_info", "cache_info",
                            "clear_cache", "has_cuda",
                            "has_hip", "has_mlir"})
     all_names.append(name);

@@ -351,3 +351,23 @@ def test_flags_that_break_host_code_are_rejected(flag):
         proteus.compile('extern "C" int f(int x) { return x; }', extra_args=[flag])
     # and the engine carries on
     assert proteus.compile('extern "C" int g(int x) { return x + 1; }').get_function("g", proteus.i32, [proteus.i32])(1) == 2
+
+
+def test_one_error_hierarchy_importable_from_proteus(tmp_path, monkeypatch):
+    """Each engine failure has its own type, which also derives from what earlier releases raised."""
+    assert issubclass(proteus.ConfigError, proteus.CompileError) and issubclass(proteus.ConfigError, ValueError)
+    assert issubclass(proteus.SymbolNotFoundError, RuntimeError) and issubclass(proteus.SymbolNotFoundError, LookupError)
+    assert issubclass(proteus.CacheError, PermissionError) and issubclass(proteus.DeviceError, RuntimeError)
+    m = proteus.compile('extern "C" int defined_here() { return 1; }')
+    with pytest.raises(proteus.SymbolNotFoundError, match="nope"):
+        m.get_function("nope", proteus.i32, [])
+    monkeypatch.setenv("PROTEUS_OPT_LEVEL", "9")
+    with pytest.raises(proteus.ConfigError, match="PROTEUS_OPT_LEVEL=9"):
+        proteus.compile('extern "C" int other() { return 2; }')
+    monkeypatch.delenv("PROTEUS_OPT_LEVEL")
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    monkeypatch.setenv("PROTEUS_CACHE_DIR", str(shared))
+    with pytest.raises(proteus.CacheError, match="chmod 700"):
+        proteus.compile('extern "C" int third() { return 3; }')

@@ -16,6 +16,18 @@ class CompileError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A setting (a PROTEUS_* variable) whose value cannot be used: the message names it and the fix.
+class ConfigError : public CompileError {
+ public:
+  using CompileError::CompileError;
+};
+
+// The GPU runtime (CUDA driver, HIP runtime) is missing or failed: the message carries its error name.
+class DeviceError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // A compile given up before it finished: its caller was interrupted (the wait hook, below) or the
 // process is exiting. The engine stays usable; the abandoned work stops at its next checkpoint.
 class CompileCancelled : public CompileError {
@@ -74,7 +86,7 @@ class CompiledModule {
   // GPU modules: the device code (CUDA: PTX text; HIP: none), the binary (cubin or AMDGPU code
   // object; empty if only PTX exists), the arch ("sm_90", "gfx90a"), a kernel's runtime handle
   // (loading the module on first use), and launching it on `stream` (0: the default stream) with
-  // `params` = one pointer per argument. Runtime errors are std::runtime_error with the runtime's
+  // `params` = one pointer per argument. Runtime errors are DeviceError with the runtime's
   // error name and text; a missing runtime library names it. kernel() is thread-safe and caches
   // the handle per name: callers need not keep it.
   virtual std::string ptx() const { return ""; }
