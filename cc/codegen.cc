@@ -28,13 +28,6 @@ namespace proteus {
 
 namespace {
 
-int env_level(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  if (v[1] == '\0' && v[0] >= '0' && v[0] <= '3') return v[0] - '0';
-  throw ConfigError(std::string(name) + "=" + v + " is not an optimisation level; use 0, 1, 2 or 3");
-}
-
 // Backend diagnostics (e.g. bad inline assembly) are collected instead of printed and exiting.
 struct CollectingDiagnosticHandler : llvm::DiagnosticHandler {
   std::string* errors;
@@ -70,8 +63,6 @@ std::unique_ptr<llvm::LLVMContext> new_context() {
   return context;
 }
 
-int opt_level() { return env_level("PROTEUS_OPT_LEVEL", 3); }
-int codegen_opt_level() { return env_level("PROTEUS_CODEGEN_OPT_LEVEL", 3); }
 
 std::unique_ptr<llvm::TargetMachine> host_target_machine() {
   std::string triple_name = llvm::sys::getProcessTriple();

@@ -70,9 +70,7 @@ HeaderSearch from_clang(const std::string& binary, const std::string& resource, 
 }
 
 HeaderSearch resolve_header_search() {
-  const char* env = std::getenv("PROTEUS_CLANGXX_BIN");
-  if (env && *env) {
-    std::string bin = env;
+  if (std::string bin = text_setting("PROTEUS_CLANGXX_BIN"); !bin.empty()) {
     if (!is_executable(bin))
       throw ConfigError("PROTEUS_CLANGXX_BIN=" + bin +
                          " does not name an executable file; set PROTEUS_CLANGXX_BIN to a clang++ " +
@@ -138,8 +136,7 @@ std::string include_prefix(const std::string& source) {
 }
 
 bool pch_enabled() {
-  const char* v = std::getenv("PROTEUS_USE_PCH");
-  return !(v && std::string(v) == "0") && stored_cache_enabled();
+  return flag_setting("PROTEUS_USE_PCH") && stored_cache_enabled();
 }
 
 std::shared_ptr<clang::CompilerInvocation> make_invocation(const std::vector<std::string>& args,

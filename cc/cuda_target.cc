@@ -76,9 +76,8 @@ std::string toolkit_view_from_wheels(const std::string& nvidia) {
 
 Toolkit resolve_toolkit() {
   for (const char* var : {"PROTEUS_CUDA_HOME", "CUDA_HOME", "CUDA_PATH"}) {
-    const char* value = std::getenv(var);
-    if (!value || !*value) continue;
-    std::string root = value;
+    std::string root = text_setting(var);
+    if (root.empty()) continue;
     int version = cuda_version_of(root + "/include");
     if (version / 1000 != kCudaMajor)
       throw CompileError(std::string(var) + "=" + root + " is " +
@@ -170,9 +169,9 @@ void make_current(Driver& d) {
 
 // PROTEUS_CUDA_ARCH, else device 0's compute capability (if a driver and GPU are here), else sm_90.
 std::string cuda_arch() {
-  if (const char* arch = std::getenv("PROTEUS_CUDA_ARCH"); arch && *arch) {
-    if (std::strncmp(arch, "sm_", 3) != 0 || !std::atoi(arch + 3))
-      throw ConfigError(std::string("PROTEUS_CUDA_ARCH=") + arch + " is not a CUDA arch like sm_90");
+  if (std::string arch = text_setting("PROTEUS_CUDA_ARCH"); !arch.empty()) {
+    if (arch.rfind("sm_", 0) != 0 || !std::atoi(arch.c_str() + 3))
+      throw ConfigError("PROTEUS_CUDA_ARCH=" + arch + " is not a CUDA arch like sm_90");
     return arch;
   }
   static std::string detected = [] {
@@ -217,8 +216,8 @@ std::string cubin_for(const std::string& ptx, const std::string& arch, const Too
 }
 
 std::string nvcc_binary() {
-  if (const char* bin = std::getenv("PROTEUS_NVCC_BIN"); bin && *bin) {
-    if (!is_executable(bin)) throw ConfigError(std::string("PROTEUS_NVCC_BIN=") + bin + " is not an executable nvcc");
+  if (std::string bin = text_setting("PROTEUS_NVCC_BIN"); !bin.empty()) {
+    if (!is_executable(bin)) throw ConfigError("PROTEUS_NVCC_BIN=" + bin + " is not an executable nvcc");
     return bin;
   }
   std::vector<std::string> on_path = executables_on_path("nvcc");

@@ -27,7 +27,6 @@ void LLVMInitializeAMDGPUAsmParser();  // the device libraries hold inline assem
 namespace proteus {
 namespace {
 
-constexpr const char* kDefaultArch = "gfx90a";  // no PROTEUS_HIP_ARCH
 
 struct Rocm {
   std::string root;         // HIP headers at include/hip
@@ -39,7 +38,7 @@ struct Rocm {
 Rocm resolve_rocm() {
   std::string root, source;
   for (const char* var : {"PROTEUS_ROCM_PATH", "ROCM_PATH"}) {
-    if (const char* v = std::getenv(var); v && *v) {
+    if (std::string v = text_setting(var); !v.empty()) {
       root = v;
       source = var;
       break;
@@ -69,9 +68,8 @@ Rocm cached_rocm() {
 }
 
 std::string hip_arch() {
-  const char* arch = std::getenv("PROTEUS_HIP_ARCH");
-  if (!arch || !*arch) return kDefaultArch;
-  if (std::strncmp(arch, "gfx", 3) != 0) throw ConfigError(std::string("PROTEUS_HIP_ARCH=") + arch + " is not an AMDGPU arch like gfx90a");
+  std::string arch = text_setting("PROTEUS_HIP_ARCH");
+  if (arch.rfind("gfx", 0) != 0) throw ConfigError("PROTEUS_HIP_ARCH=" + arch + " is not an AMDGPU arch like gfx90a");
   return arch;
 }
 

@@ -17,9 +17,11 @@
 
 namespace proteus {
 
-// Environment knobs (ARCHITECTURE 6), read on each use so tests can vary them per process.
-int opt_level();          // PROTEUS_OPT_LEVEL, default 3
-int codegen_opt_level();  // PROTEUS_CODEGEN_OPT_LEVEL, default 3
+// settings.cc: the other typed reads of the settings table (flag/count ones are in engine.h).
+int level_setting(const char* name);
+std::string text_setting(const char* name);  // the value, else the default ("" for none)
+inline int opt_level() { return level_setting("PROTEUS_OPT_LEVEL"); }
+inline int codegen_opt_level() { return level_setting("PROTEUS_CODEGEN_OPT_LEVEL"); }
 
 // cpp_frontend.cc: C++ (or CUDA) source -> optimised LLVM module (clang runs -O<opt_level> itself).
 struct LanguageFlags {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 
+#include "internal.h"
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/Support/SHA256.h"
 
@@ -24,7 +25,6 @@ namespace {
 constexpr char kMagic[8] = {'P', 'R', 'O', 'T', 'E', 'U', 'S', 'O'};
 constexpr uint32_t kFormat = 4;  // 4: entries record the files the compile read
 constexpr const char* kSuffix = ".pobj";
-constexpr uint64_t kDefaultMaxBytes = 1ull << 30;  // 1 GiB
 
 // Entry layout: magic[8] format:u32 key[64 hex] payload_len:u64 sha256(payload)[32] payload
 // payload: n_functions:u32 (len:u32 name)* object_len:u64 object bitcode_len:u64 bitcode ptx_len:u64 ptx
@@ -117,15 +117,14 @@ std::string sha256_hex(const std::string& data) {
 }
 
 std::string cache_directory_setting() {
-  if (const char* dir = std::getenv("PROTEUS_CACHE_DIR"); dir && *dir) return dir;
+  if (std::string dir = text_setting("PROTEUS_CACHE_DIR"); !dir.empty()) return dir;
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/proteus";
   const char* home = std::getenv("HOME");
   return std::string(home && *home ? home : "/tmp") + "/.cache/proteus";
 }
 
 bool stored_cache_enabled() {
-  const char* v = std::getenv("PROTEUS_USE_STORED_CACHE");
-  return !(v && (std::strcmp(v, "0") == 0 || std::strcmp(v, "false") == 0 || std::strcmp(v, "off") == 0));
+  return flag_setting("PROTEUS_USE_STORED_CACHE");
 }
 
 ObjectCache* ObjectCache::current() {
@@ -133,17 +132,7 @@ ObjectCache* ObjectCache::current() {
   static std::mutex mutex;
   static std::map<std::string, std::unique_ptr<ObjectCache>> caches;  // one per directory setting
   std::string dir = cache_directory_setting();
-  uint64_t max_bytes = kDefaultMaxBytes;
-  if (const char* v = std::getenv("PROTEUS_CACHE_MAX_BYTES"); v && *v) {
-    // Digits only: strtoull would take "-1" as 2^64-1 (silently unbounded) and skip leading blanks.
-    char* end = nullptr;
-    errno = 0;
-    max_bytes = std::strtoull(v, &end, 10);
-    if (!std::isdigit(static_cast<unsigned char>(*v)) || *end || errno == ERANGE)
-      throw ConfigError(std::string("PROTEUS_CACHE_MAX_BYTES=") + v +
-                                  " is not a number of bytes: set it to a whole number (e.g. 1073741824 for 1 GiB) "
-                                  "or unset it for the default");
-  }
+  uint64_t max_bytes = count_setting("PROTEUS_CACHE_MAX_BYTES");
   std::lock_guard<std::mutex> lock(mutex);
   auto& slot = caches[dir];
   if (!slot) {

@@ -8,12 +8,16 @@ import sys
 from . import _backend
 from ._version import __version__
 
-TOOLCHAIN_VARIABLES = (
-    "PROTEUS_BACKEND_KIND", "PROTEUS_BACKEND_VARIANT", "PROTEUS_CLANGXX_BIN", "PROTEUS_CACHE_DIR",
-    "PROTEUS_USE_STORED_CACHE", "PROTEUS_OPT_LEVEL", "PROTEUS_CODEGEN_OPT_LEVEL", "PROTEUS_CUDA_HOME",
-    "CUDA_HOME", "CUDA_PATH", "PROTEUS_NVCC_BIN", "PROTEUS_CUDA_ARCH", "PROTEUS_ROCM_PATH", "ROCM_PATH",
-    "PROTEUS_HIP_ARCH",
-)
+# The shim's own variables; the engine's are in its settings table (backend_info()["settings"]).
+SHIM_VARIABLES = ("PROTEUS_BACKEND_KIND", "PROTEUS_BACKEND_VARIANT")
+
+
+def engine_settings() -> list:
+    """The selected backend's settings table with this environment's values, or [] without a backend."""
+    try:
+        return list(_backend.load_native_module().backend_info()["settings"])
+    except Exception:  # no backend, or one that cannot load: the report says so elsewhere
+        return []
 
 
 def report() -> dict:
@@ -41,7 +45,8 @@ def report() -> dict:
         "machine": platform.machine(),
         "backends": backends,
         "selection": selection,
-        "environment": {k: os.environ[k] for k in TOOLCHAIN_VARIABLES if k in os.environ},
+        "environment": {k: os.environ[k] for k in SHIM_VARIABLES if k in os.environ},
+        "settings": engine_settings() if "error" not in selection else [],
     }
 
 
@@ -69,9 +74,14 @@ def main(argv: list) -> int:
         print(f"selection: {sel['kind']} (variant {sel['variant']}), because: {sel['reason']}")
     print("environment:")
     if not data["environment"]:
-        print("  (no Proteus or toolchain variables set)")
+        print("  (no backend selection variable set)")
     for k, v in sorted(data["environment"].items()):
         print(f"  {k}={v}")
+    if data["settings"]:
+        print("engine settings (set here, else the default):")
+        for setting in data["settings"]:
+            shown = setting["value"] if setting["value"] is not None else f"(default {setting['default'] or 'none'})"
+            print(f"  {setting['name']}={shown}  - {setting['doc']}")
     return 0
 
 

@@ -105,7 +105,8 @@ def test_installed(python, venv_name, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PROTEUS_", "RUNFILES", "TEST_"))}
     env.update(HOME=str(tmp_path / "home"),
                PYTHONDONTWRITEBYTECODE="1",
-               FAKE_DRIVER_DIR=str(fake_driver_dir(tmp_path / "fake_driver")))
+               FAKE_DRIVER_DIR=str(fake_driver_dir(tmp_path / "fake_driver")),
+               PROTEUS_README=str(runfile("README.md").resolve()))
     cmd = [str(vpy), "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--rootdir", str(workdir)]
     cmd += [str(HERE / "installed" / f) for f in files]
     res = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)

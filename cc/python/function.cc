@@ -22,6 +22,7 @@ struct Variants {
   std::string codes;
   bool unspecialisable = false;  // the first attempt failed: calls use the generic function
   VariantCache<Entry> cache;
+  explicit Variants(size_t limit) : cache(limit) {}
 };
 
 // 0: absent, 1: found (*out set), -1: error. PyObject_GetOptionalAttr is 3.13+.
@@ -343,9 +344,9 @@ PyGetSetDef function_getset[] = {
 }  // namespace
 
 size_t variant_limit() {
-  const char* v = std::getenv("PROTEUS_SPECIALIZE_MAX_VARIANTS");
-  long n = v ? std::strtol(v, nullptr, 10) : 0;
-  return n > 0 ? static_cast<size_t>(n) : 64;
+  uint64_t n = proteus::count_setting("PROTEUS_SPECIALIZE_MAX_VARIANTS");
+  if (n == 0) throw proteus::ConfigError("PROTEUS_SPECIALIZE_MAX_VARIANTS=0 is not valid: keep at least 1 variant");
+  return static_cast<size_t>(n);
 }
 
 HeldBuffers::~HeldBuffers() {
@@ -454,7 +455,7 @@ PyObject* make_function(const FunctionSpec& spec) {
   f->argtypes = Py_NewRef(spec.argtypes);
   f->variants = nullptr;
   if (!spec.specialize.empty()) {
-    f->variants = new Variants;
+    f->variants = new Variants(spec.variant_limit);
     f->variants->base = spec.code;
     f->variants->indices = spec.specialize;
     f->variants->codes = spec.args;

@@ -60,18 +60,19 @@ struct FunctionSpec {
   // Runtime specialisation: the module's code and the argument indices folded to constants.
   std::shared_ptr<proteus::CompiledModule> code;
   std::vector<unsigned> specialize;
+  size_t variant_limit = 0;  // the bound of its variant cache (when specialised)
 };
 
 // The specialised variants of one Function or Kernel: one per tuple of values of its specialised
 // arguments, the least recently used dropped beyond PROTEUS_SPECIALIZE_MAX_VARIANTS (default 64),
 // so a value that changes on every call cannot exhaust memory. Touched with the GIL held.
-size_t variant_limit();
+size_t variant_limit();  // PROTEUS_SPECIALIZE_MAX_VARIANTS; throws proteus::ConfigError for a bad value
 
 template <typename Variant>
 class VariantCache {
  public:
   using Values = std::vector<uint64_t>;
-  VariantCache() : limit_(variant_limit()) {}
+  explicit VariantCache(size_t limit) : limit_(limit) {}
   VariantCache(VariantCache&&) = default;
   VariantCache(const VariantCache&) = delete;
 

@@ -203,8 +203,7 @@ std::vector<unsigned> checked_specialize(py::handle specialize, const std::strin
                             "); only scalar arguments can be specialized");
     if (std::find(out.begin(), out.end(), static_cast<unsigned>(index)) == out.end()) out.push_back(index);
   }
-  const char* env = std::getenv("PROTEUS_SPECIALIZE_ARGS");
-  if (env && std::string(env) == "0") out.clear();
+  if (!out.empty() && !proteus::flag_setting("PROTEUS_SPECIALIZE_ARGS")) out.clear();
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -222,6 +221,7 @@ py::object get_function(py::object self, const std::string& name, py::object res
   spec.ret = restype.is_none() ? 'v' : restype.cast<Type&>().code;
   for (py::handle t : types) spec.args += t.cast<Type&>().code;
   spec.specialize = checked_specialize(specialize, spec.args, "proteus.ptr");
+  if (!spec.specialize.empty()) spec.variant_limit = variant_limit();
   spec.code = module.code;
   std::string signature = std::string(1, spec.ret) + "(" + spec.args + ")";
   {
@@ -256,7 +256,7 @@ struct Kernel {
   // module's shared_ptr before releasing the GIL, so no other launch can free what it uses.
   std::vector<unsigned> specialize;
   using Variant = std::shared_ptr<proteus::CompiledModule>;
-  VariantCache<Variant> variants;
+  VariantCache<Variant> variants{variant_limit()};
   bool unspecialisable = false;
   py::object last_variant = py::none();
 };
@@ -556,6 +556,18 @@ PYBIND11_MODULE(_proteus, m) {
     info["disk_misses"] = stats.disk_misses;
     info["pch_builds"] = stats.pch_builds;
     info["pch_uses"] = stats.pch_uses;
+    py::list settings;  // every variable the engine reads, and its value here (None: unset)
+    for (const proteus::Setting& s : proteus::settings()) {
+      py::dict entry;
+      entry["name"] = s.name;
+      entry["kind"] = s.kind;
+      entry["default"] = s.fallback;
+      entry["doc"] = s.doc;
+      const char* value = std::getenv(s.name.c_str());
+      entry["value"] = value ? py::object(py::str(value)) : py::none();
+      settings.append(entry);
+    }
+    info["settings"] = settings;
     try {
       info["header_search"] = proteus::header_search_description();
     } catch (const proteus::CompileError& e) {

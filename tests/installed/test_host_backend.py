@@ -371,3 +371,25 @@ def test_one_error_hierarchy_importable_from_proteus(tmp_path, monkeypatch):
     monkeypatch.setenv("PROTEUS_CACHE_DIR", str(shared))
     with pytest.raises(proteus.CacheError, match="chmod 700"):
         proteus.compile('extern "C" int third() { return 3; }')
+
+
+def test_settings_table_matches_the_readme():
+    """backend_info()["settings"] is the engine's one table of variables; the README documents each."""
+    settings = proteus.backend_info()["settings"]
+    names = [s["name"] for s in settings]
+    assert len(names) == len(set(names)) and all(s["doc"] and s["kind"] for s in settings)
+    assert {"PROTEUS_OPT_LEVEL", "PROTEUS_CACHE_MAX_BYTES", "PROTEUS_SPECIALIZE_MAX_VARIANTS"} <= set(names)
+    readme = pathlib.Path(os.environ["PROTEUS_README"]).read_text()
+    table = readme.split("## Runtime contract and environment variables", 1)[1].split("\n\n", 2)[1]
+    documented = set(re.findall(r"`((?:PROTEUS_|CUDA_|ROCM_)[A-Z_]+)`", table))
+    shim_only = {"PROTEUS_BACKEND_KIND", "PROTEUS_BACKEND_VARIANT"}
+    assert set(names) == documented - shim_only, (set(names) ^ (documented - shim_only))
+
+
+@pytest.mark.parametrize("name,value", [("PROTEUS_USE_PCH", "maybe"), ("PROTEUS_SPECIALIZE_MAX_VARIANTS", "0"),
+                                        ("PROTEUS_CODEGEN_OPT_LEVEL", "fast"), ("PROTEUS_USE_STORED_CACHE", "2")])
+def test_every_setting_is_parsed_and_a_bad_value_named(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(proteus.ConfigError, match=f"{name}={value}"):
+        m = proteus.compile('#include <cmath>\nextern "C" double sp(double x) { return std::sqrt(x); }\n// ' + name)
+        m.get_function("sp", proteus.f64, [proteus.f64], specialize=[0])(4.0)

@@ -131,6 +131,18 @@ const NativeException& last_native_exception();
 // The thunk for a signature "r(args)", e.g. "i(i)" for int(int). Compiled once, kept for the process.
 CallThunk call_thunk(const std::string& signature);
 
+// The environment variables the engine reads (ARCHITECTURE 6, "Settings"), for reports and docs,
+// and typed reads through one parser per kind (a bad value: ConfigError naming variable and value).
+struct Setting {
+  std::string name;
+  std::string kind;      // "flag" (1/0, true/false, on/off, yes/no), "level" (0-3), "count", "bytes", "path", "text"
+  std::string fallback;  // the default; "" when there is none or it is worked out (see doc)
+  std::string doc;
+};
+const std::vector<Setting>& settings();
+bool flag_setting(const char* name);
+uint64_t count_setting(const char* name);
+
 // Statistics for this process (tests and benchmarks read them).
 struct EngineStats {
   uint64_t frontend_runs = 0;  // clang frontend / IR parser invocations
