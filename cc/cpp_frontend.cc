@@ -116,24 +116,6 @@ std::string trim(const std::string& s) {
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-// The leading `#include <...>` lines of a source (blank and // comment lines may sit between):
-// the part a precompiled header can stand for. "" when the source does not start that way.
-std::string include_prefix(const std::string& source) {
-  std::string prefix;
-  size_t pos = 0;
-  while (pos < source.size()) {
-    size_t end = source.find('\n', pos);
-    if (end == std::string::npos) end = source.size();
-    std::string line = trim(source.substr(pos, end - pos));
-    pos = end + 1;
-    if (line.empty() || line.rfind("//", 0) == 0) continue;
-    if (line.rfind("#include", 0) != 0) break;
-    std::string target = trim(line.substr(8));
-    if (target.size() < 3 || target.front() != '<' || target.back() != '>') break;
-    prefix += "#include " + target + "\n";
-  }
-  return prefix;
-}
 
 bool pch_enabled() {
   return flag_setting("PROTEUS_USE_PCH") && stored_cache_enabled();
@@ -315,6 +297,23 @@ std::string precompiled_header(const std::vector<std::string>& flags, const std:
 }
 
 }  // namespace
+
+std::string include_prefix(const std::string& source) {
+  std::string prefix;
+  size_t pos = 0;
+  while (pos < source.size()) {
+    size_t end = source.find('\n', pos);
+    if (end == std::string::npos) end = source.size();
+    std::string line = trim(source.substr(pos, end - pos));
+    pos = end + 1;
+    if (line.empty() || line.rfind("//", 0) == 0) continue;
+    if (line.rfind("#include", 0) != 0) break;
+    std::string target = trim(line.substr(8));
+    if (target.size() < 3 || target.front() != '<' || target.back() != '>') break;
+    prefix += "#include " + target + "\n";
+  }
+  return prefix;
+}
 
 uint64_t pch_build_count() { return pch_builds.load(); }
 uint64_t pch_use_count() { return pch_uses.load(); }

@@ -39,6 +39,10 @@ std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::L
                                           const LanguageFlags& language = LanguageFlags(),
                                           std::vector<std::string>* read_files = nullptr);
 
+// The leading `#include <...>` lines of a source (blank and // comment lines may sit between): the
+// part a precompiled header can stand for. "" when the source does not start that way.
+std::string include_prefix(const std::string& source);
+
 // Precompiled headers made and used by compile_cpp in this process.
 uint64_t pch_build_count();
 uint64_t pch_use_count();

@@ -1,0 +1,258 @@
+// Unit tests of the engine's pure parts (ARCHITECTURE 7): settings parsing, the object-cache file
+// format (round trip and corruption), cache-key stability, the variant LRU, the include prefix,
+// and containment. Seconds to run; no Python, no wheel. A failed check prints where and exits 1.
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cc/internal.h"
+#include "cc/object_cache.h"
+#include "cc/python/variant_cache.h"
+#include "proteus/engine.h"
+
+namespace {
+
+int failures = 0;
+std::vector<std::pair<const char*, std::function<void()>>>& registry() {
+  static std::vector<std::pair<const char*, std::function<void()>>> tests;
+  return tests;
+}
+struct Register {
+  Register(const char* name, std::function<void()> fn) { registry().emplace_back(name, std::move(fn)); }
+};
+#define TEST(name)                                  \
+  void name();                                      \
+  Register register_##name(#name, name);            \
+  void name()
+#define CHECK(condition)                                                            \
+  do {                                                                              \
+    if (!(condition)) {                                                             \
+      std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #condition); \
+      ++failures;                                                                   \
+    }                                                                               \
+  } while (0)
+
+// The message of the exception `fn` throws as E, or "(nothing thrown)" / "(other exception)".
+template <typename E>
+std::string thrown(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const E& e) {
+    return e.what();
+  } catch (...) {
+    return "(other exception)";
+  }
+  return "(nothing thrown)";
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// A fresh private directory under Bazel's TEST_TMPDIR (else /tmp).
+std::string temp_dir() {
+  const char* base = getenv("TEST_TMPDIR");
+  std::string templ = std::string(base && *base ? base : "/tmp") + "/proteus-unit.XXXXXX";
+  CHECK(mkdtemp(&templ[0]) != nullptr);
+  return templ;
+}
+
+// --- settings -------------------------------------------------------------------------------------
+
+TEST(flags_take_the_usual_spellings) {
+  for (const char* yes : {"1", "true", "ON", "Yes"}) {
+    setenv("PROTEUS_USE_PCH", yes, 1);
+    CHECK(proteus::flag_setting("PROTEUS_USE_PCH"));
+  }
+  for (const char* no : {"0", "false", "off", "NO"}) {
+    setenv("PROTEUS_USE_PCH", no, 1);
+    CHECK(!proteus::flag_setting("PROTEUS_USE_PCH"));
+  }
+  setenv("PROTEUS_USE_PCH", "", 1);
+  CHECK(proteus::flag_setting("PROTEUS_USE_PCH"));  // empty: the default
+  setenv("PROTEUS_USE_PCH", "maybe", 1);
+  std::string message = thrown<proteus::ConfigError>([] { proteus::flag_setting("PROTEUS_USE_PCH"); });
+  CHECK(contains(message, "PROTEUS_USE_PCH=maybe") && contains(message, "1/0"));
+  unsetenv("PROTEUS_USE_PCH");
+}
+
+TEST(levels_and_counts_reject_anything_else) {
+  setenv("PROTEUS_OPT_LEVEL", "2", 1);
+  CHECK(proteus::opt_level() == 2);
+  for (const char* bad : {"4", "-1", "O2", "22"}) {
+    setenv("PROTEUS_OPT_LEVEL", bad, 1);
+    CHECK(contains(thrown<proteus::ConfigError>([] { proteus::opt_level(); }), std::string("PROTEUS_OPT_LEVEL=") + bad));
+  }
+  unsetenv("PROTEUS_OPT_LEVEL");
+  CHECK(proteus::opt_level() == 3);
+  setenv("PROTEUS_CACHE_MAX_BYTES", "12345", 1);
+  CHECK(proteus::count_setting("PROTEUS_CACHE_MAX_BYTES") == 12345);
+  for (const char* bad : {"-1", " 5", "1e9", "12MB", "99999999999999999999999"}) {
+    setenv("PROTEUS_CACHE_MAX_BYTES", bad, 1);
+    CHECK(contains(thrown<proteus::ConfigError>([] { proteus::count_setting("PROTEUS_CACHE_MAX_BYTES"); }),
+                   "is not a number of bytes"));
+  }
+  unsetenv("PROTEUS_CACHE_MAX_BYTES");
+  CHECK(proteus::count_setting("PROTEUS_CACHE_MAX_BYTES") == (1ull << 30));
+}
+
+TEST(every_setting_is_documented_once) {
+  std::vector<std::string> names;
+  for (const proteus::Setting& s : proteus::settings()) {
+    CHECK(!s.doc.empty() && !s.kind.empty());
+    for (const std::string& seen : names) CHECK(seen != s.name);
+    names.push_back(s.name);
+  }
+  CHECK(names.size() >= 15);
+}
+
+// --- the object cache file format ------------------------------------------------------------------
+
+proteus::CachedObject sample_entry() {
+  proteus::CachedObject entry;
+  entry.object = std::string("\x7f" "ELF object bytes\0with a NUL", 27);
+  entry.functions = {"f", "g"};
+  entry.bitcode = "BC\xc0\xde...";
+  entry.ptx = ".version 8.0";
+  proteus::InputFile header;
+  header.path = "/usr/include/stdio.h";
+  header.digest = std::string(32, 'd');
+  header.size = 1234;
+  header.mtime_ns = 42;
+  entry.inputs = {header};
+  return entry;
+}
+
+TEST(cache_entries_round_trip_and_damage_is_a_miss) {
+  std::string dir = temp_dir();
+  setenv("PROTEUS_CACHE_DIR", dir.c_str(), 1);
+  unsetenv("PROTEUS_USE_STORED_CACHE");
+  proteus::ObjectCache* cache = proteus::ObjectCache::current();
+  CHECK(cache != nullptr);
+  std::string key(64, 'a'), other(64, 'b');
+  cache->store(key, sample_entry());
+  std::optional<proteus::CachedObject> loaded = cache->load(key);
+  CHECK(loaded && loaded->object == sample_entry().object && loaded->functions == sample_entry().functions &&
+        loaded->bitcode == sample_entry().bitcode && loaded->ptx == sample_entry().ptx);
+  CHECK(loaded && loaded->inputs.size() == 1 && loaded->inputs[0].path == "/usr/include/stdio.h" &&
+        loaded->inputs[0].size == 1234 && loaded->inputs[0].mtime_ns == 42);
+  std::string path = dir + "/" + key + ".pobj";
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  CHECK(bytes.size() > 100);
+  auto write = [&](const std::string& name, const std::string& data) {
+    std::ofstream(dir + "/" + name + ".pobj", std::ios::binary | std::ios::trunc) << data;
+    chmod((dir + "/" + name + ".pobj").c_str(), 0600);
+  };
+  std::string flipped = bytes;
+  flipped[flipped.size() - 3] ^= 0x20;  // payload byte: the checksum no longer matches
+  write(key, flipped);
+  CHECK(!cache->load(key));
+  write(key, bytes.substr(0, bytes.size() / 2));  // truncated
+  CHECK(!cache->load(key));
+  write(other, bytes);  // another key's entry under this name
+  CHECK(!cache->load(other));
+  write(key, "");
+  CHECK(!cache->load(key));
+  write(key, bytes);  // intact again
+  CHECK(cache->load(key).has_value());
+  CHECK(proteus::clear_cache() == 2);
+}
+
+// --- cache keys --------------------------------------------------------------------------------------
+
+TEST(variant_keys_are_stable_and_cover_every_field) {
+  auto key = [](std::string base, std::string ir, std::string name, std::string codes, uint64_t value) {
+    return proteus::variant_key(base, ir, name, codes, {{1, value}});
+  };
+  std::string reference = key("base", "ir", "f", "ii", 7);
+  CHECK(reference.size() == 64 && reference == key("base", "ir", "f", "ii", 7));
+  CHECK(reference != key("base2", "ir", "f", "ii", 7));
+  CHECK(reference != key("base", "ir2", "f", "ii", 7));
+  CHECK(reference != key("base", "ir", "g", "ii", 7));
+  CHECK(reference != key("base", "ir", "f", "il", 7));
+  CHECK(reference != key("base", "ir", "f", "ii", 8));
+  setenv("PROTEUS_OPT_LEVEL", "1", 1);
+  CHECK(reference != key("base", "ir", "f", "ii", 7));
+  unsetenv("PROTEUS_OPT_LEVEL");
+}
+
+// --- the variant LRU ---------------------------------------------------------------------------------
+
+TEST(variant_cache_keeps_the_most_recently_used) {
+  proteus_py::VariantCache<int> cache(2);
+  cache.insert({1}, 10);
+  cache.insert({2}, 20);
+  CHECK(cache.find({1}) && *cache.find({1}) == 10);  // 1 is now the most recent
+  cache.insert({3}, 30);                             // evicts 2
+  CHECK(cache.size() == 2 && !cache.find({2}) && cache.find({1}) && cache.find({3}));
+  CHECK(cache.insert({3}, 99) == 30);  // an existing variant is kept
+}
+
+// --- the include prefix (what a precompiled header stands for) ---------------------------------------
+
+TEST(include_prefix_takes_leading_system_includes_only) {
+  CHECK(proteus::include_prefix("#include <vector>\n// note\n\n#include <cmath>\nint x;") ==
+        "#include <vector>\n#include <cmath>\n");
+  CHECK(proteus::include_prefix("  #include <map>  \r\nint y;") == "#include <map>\n");
+  CHECK(proteus::include_prefix("#include \"local.h\"\n#include <vector>\n").empty());
+  CHECK(proteus::include_prefix("#define X 1\n#include <vector>\n").empty());
+  CHECK(proteus::include_prefix("#include <vector>\n#include \"mine.h\"\n#include <map>\n") == "#include <vector>\n");
+  CHECK(proteus::include_prefix("").empty());
+}
+
+// --- containment -------------------------------------------------------------------------------------
+
+TEST(contained_work_returns_throws_crashes_and_times_out) {
+  proteus::CachedObject made = proteus::run_contained(
+      [] {
+        proteus::CachedObject entry;
+        entry.object = "made";
+        return entry;
+      },
+      "unit work", 0);
+  CHECK(made.object == "made");
+  CHECK(thrown<proteus::CompileError>([] {
+          proteus::run_contained([]() -> proteus::CachedObject { throw proteus::CompileError("bad input"); }, "unit work", 0);
+        }) == "bad input");
+  std::string crash = thrown<proteus::CompileError>([] {
+    proteus::run_contained([]() -> proteus::CachedObject { raise(SIGSEGV); return {}; }, "crashing work", 0);
+  });
+  CHECK(contains(crash, "SIGSEGV") && contains(crash, "crashing work"));
+  std::string fatal = thrown<proteus::CompileError>([] {
+    proteus::run_contained([]() -> proteus::CachedObject { proteus::fail_contained("deep failure"); }, "unit work", 0);
+  });
+  CHECK(fatal == "deep failure (while unit work)");
+  std::string late = thrown<proteus::CompileTimeout>([] {
+    proteus::run_contained(
+        []() -> proteus::CachedObject {
+          for (;;) {
+            proteus::checkpoint();
+            usleep(1000);
+          }
+        },
+        "slow work", 0.2);
+  });
+  CHECK(contains(late, "slow work did not finish within timeout=0.2 s"));
+}
+
+}  // namespace
+
+int main() {
+  for (auto& [name, fn] : registry()) {
+    int before = failures;
+    fn();
+    std::printf("%s %s\n", failures == before ? "ok  " : "FAIL", name);
+  }
+  std::printf("%zu tests, %d failed checks\n", registry().size(), failures);
+  return failures == 0 ? 0 : 1;
+}
