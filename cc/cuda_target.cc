@@ -246,6 +246,8 @@ CachedObject compile_with_nvcc(const CompileRequest& request, const std::string&
 
 }  // namespace
 
+CachedObject cuda_codegen(llvm::Module& module, const std::string& arch);  // below
+
 std::string cuda_toolkit_description() {
   try {
     return cached_toolkit().description;
@@ -316,5 +318,9 @@ DeviceRuntime& cuda_runtime() {
   static CudaRuntime runtime;
   return runtime;
 }
+
+// The target="cuda" of this engine (cc/target.h): registered when this library is loaded.
+const DeviceTarget cuda_target({"cuda", cuda_cache_context, produce_cuda, cuda_runtime, cuda_codegen, cuda_toolkit_description});
+const bool cuda_registered = register_target(cuda_target);
 
 }  // namespace proteus

@@ -45,7 +45,7 @@ class DeviceModule : public CompiledModule {
 
   // The kernel `name` with the given arguments folded to constants, in a module of its own.
   std::shared_ptr<CompiledModule> variant(const std::string& name, const std::string& arg_codes,
-                                          const std::vector<std::pair<unsigned, uint64_t>>& values) {
+                                          const std::vector<std::pair<unsigned, uint64_t>>& values) override {
     if (ir_.empty()) throw CompileError("this GPU module cannot be specialised (compiled by nvcc: no IR)");
     std::string key = variant_key(key_, ir_, name, arg_codes, values);
     // Copies, not `this`: the work may outlive this call (run_contained).
@@ -135,10 +135,5 @@ CachedObject produce_device(const CompileRequest& request, const LanguageFlags& 
   return entry;
 }
 
-std::shared_ptr<CompiledModule> device_variant(const std::shared_ptr<CompiledModule>& base, const std::string& name,
-                                               const std::string& arg_codes,
-                                               const std::vector<std::pair<unsigned, uint64_t>>& values) {
-  return static_cast<DeviceModule&>(*base).variant(name, arg_codes, values);  // arch() != "": a DeviceModule
-}
 
 }  // namespace proteus

@@ -14,6 +14,7 @@
 
 #include "internal.h"
 #include "object_cache.h"
+#include "target.h"
 
 namespace proteus {
 
@@ -30,8 +31,6 @@ class DeviceRuntime {
                       void** params) = 0;
 };
 
-DeviceRuntime& cuda_runtime();
-DeviceRuntime& hip_runtime();
 
 // The shared part of opening a GPU runtime: its library by dlopen and its functions by name.
 struct RuntimeLibrary {
@@ -60,8 +59,6 @@ class InitialiseOnce {
 
 // Device IR -> the target's binary: {binary, {arch, kernels...}, (IR), ptx}.
 using DeviceCodegen = CachedObject (*)(llvm::Module& module, const std::string& arch);
-CachedObject cuda_codegen(llvm::Module& module, const std::string& arch);
-CachedObject hip_codegen(llvm::Module& module, const std::string& arch);
 
 // One device compile: C++ (with the target's language flags) or LLVM IR -> device IR (kept for
 // specialisation) -> the target's binary.
@@ -73,5 +70,30 @@ CachedObject produce_device(const CompileRequest& request, const LanguageFlags& 
 // `entry.functions` = {arch, kernel names...}; `key` its cache key.
 std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, DeviceRuntime& (*runtime)(),
                                                    DeviceCodegen codegen, const std::string& key);
+
+// A GPU target (target.h): CUDA and HIP are this one class, differing in these functions.
+struct DeviceTargetSpec {
+  const char* name;                                        // "cuda", "hip"
+  std::string (*cache_context)(const CompileRequest&);     // the arch and toolkit that key a compile
+  CachedObject (*produce)(const CompileRequest&);          // the compile
+  DeviceRuntime& (*runtime)();                             // the driver / runtime, opened on first use
+  DeviceCodegen codegen;                                   // device IR -> binary (for specialised variants)
+  std::string (*description)();                            // what was found, for reports
+};
+
+class DeviceTarget : public Target {
+ public:
+  explicit DeviceTarget(const DeviceTargetSpec& spec) : spec_(spec) {}
+  std::string name() const override { return spec_.name; }
+  std::string cache_context(const CompileRequest& request) const override { return spec_.cache_context(request); }
+  CachedObject produce(const CompileRequest& request) const override { return spec_.produce(request); }
+  std::shared_ptr<CompiledModule> load(CachedObject entry, const std::string& key) const override {
+    return make_device_module(entry, spec_.runtime, spec_.codegen, key);
+  }
+  std::string description() const override { return spec_.description(); }
+
+ private:
+  DeviceTargetSpec spec_;
+};
 
 }  // namespace proteus

@@ -181,6 +181,8 @@ class HipRuntime : public DeviceRuntime {
 
 }  // namespace
 
+CachedObject hip_codegen(llvm::Module& module, const std::string& arch);  // below
+
 DeviceRuntime& hip_runtime() {
   static HipRuntime runtime;
   return runtime;
@@ -225,5 +227,9 @@ CachedObject hip_codegen(llvm::Module& module, const std::string& arch) {
   entry.object = link_code_object(object_for(module, arch));
   return entry;
 }
+
+// The target="hip" of this engine (cc/target.h): registered when this library is loaded.
+const DeviceTarget hip_target({"hip", hip_cache_context, produce_hip, hip_runtime, hip_codegen, rocm_description});
+const bool hip_registered = register_target(hip_target);
 
 }  // namespace proteus

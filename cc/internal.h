@@ -51,26 +51,13 @@ uint64_t pch_use_count();
 std::unique_ptr<llvm::Module> parse_ir_text(const CompileRequest& request, llvm::LLVMContext& context);
 std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context);
 
-// cuda_target.cc: target="cuda". The cache context (arch, toolkit or nvcc) that keys a CUDA
-// compile; the compile itself (cubin in `object`, PTX in `bitcode`, arch in `functions[0]`);
-// the GPU module made from its result.
 struct CachedObject;
-std::string cuda_cache_context(const CompileRequest& request);
-CachedObject produce_cuda(const CompileRequest& request);
-// hip_target.cc: target="hip", the same pieces.
-std::string hip_cache_context(const CompileRequest& request);
-CachedObject produce_hip(const CompileRequest& request);
-
 // jit.cc: the cache key of a specialised variant; a result from the persistent cache or `produce`.
 std::string variant_key(const std::string& base_key, const std::string& base_ir, const std::string& name,
                         const std::string& arg_codes, const std::vector<std::pair<unsigned, uint64_t>>& values);
 // `produce` runs contained (run_contained) and must own what it uses; `what` names it in messages.
 CachedObject cached_or_produced(const std::string& key, const std::function<CachedObject()>& produce,
                                 const std::string& what);
-// device.cc: a specialised variant of a GPU module's kernel.
-std::shared_ptr<CompiledModule> device_variant(const std::shared_ptr<CompiledModule>& base, const std::string& name,
-                                               const std::string& arg_codes,
-                                               const std::vector<std::pair<unsigned, uint64_t>>& values);
 
 // codegen.cc
 // A context for one compile. An error diagnostic that nothing else handles (LLVM would print it and

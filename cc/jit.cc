@@ -6,7 +6,8 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "device.h"
+#include "internal.h"
+#include "target.h"
 #include "llvm/Config/llvm-config.h"
 #include "llvm/ExecutionEngine/Orc/AbsoluteSymbols.h"
 #include "llvm/ExecutionEngine/Orc/EHFrameRegistrationPlugin.h"
@@ -109,7 +110,7 @@ struct Jit {
   }
 };
 
-class JitModule : public CompiledModule {
+class JitModule : public CompiledModule, public std::enable_shared_from_this<JitModule> {
  public:
   // `base`: a module whose definitions this one links against (specialised variants use the
   // globals and helper functions of the module they were made from); kept alive by this one.
@@ -166,6 +167,10 @@ class JitModule : public CompiledModule {
     if (init_) init_();
   }
 
+  // A variant linked against this module (defined below, with the IR surgery it needs).
+  std::shared_ptr<CompiledModule> variant(const std::string& name, const std::string& arg_codes,
+                                          const std::vector<std::pair<unsigned, uint64_t>>& values) override;
+
   uint64_t address(const std::string& name) override {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -206,7 +211,7 @@ class JitModule : public CompiledModule {
 
 // Everything that changes the generated code: the request, the optimisation levels, the header
 // search in use, the CPU the code is tuned for, the LLVM and proteus versions.
-std::string cache_key(const CompileRequest& request) {
+std::string cache_key(const CompileRequest& request, const Target& target) {
   static const std::string host = [] {
     std::string cpu = llvm::sys::getHostCPUName().str();
     for (const auto& [feature, enabled] : llvm::sys::getHostCPUFeatures()) cpu += (enabled ? "+" : "-") + feature.str();
@@ -218,14 +223,13 @@ std::string cache_key(const CompileRequest& request) {
     hash.update(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(&n), sizeof n));
     hash.update(s);
   };
-  field("proteus-object-v1");
+  field("proteus-object-v2");
   field(build_version());
   field(LLVM_VERSION_STRING);
   field(host);
   field(request.frontend);
   field(request.target + "/" + request.compiler);
-  if (request.target == "cuda") field(cuda_cache_context(request));
-  if (request.target == "hip") field(hip_cache_context(request));
+  field(target.cache_context(request));
   field(request.source);
   field(request.source_name);
   field(std::to_string(request.extra_args.size()));
@@ -365,6 +369,30 @@ CachedObject produce_variant(const JitModule& base, const std::string& name, con
   return entry;
 }
 
+std::shared_ptr<CompiledModule> JitModule::variant(const std::string& name, const std::string& arg_codes,
+                                                   const std::vector<std::pair<unsigned, uint64_t>>& values) {
+  if (bitcode.empty()) throw CompileError("this module cannot be specialised (no IR kept)");
+  std::shared_ptr<JitModule> base = shared_from_this();
+  std::string key = variant_key(base->key, base->bitcode, name, arg_codes, values);
+  CachedObject entry = cached_or_produced(
+      key, [base, name, arg_codes, values] { return produce_variant(*base, name, arg_codes, values); },
+      "specialising '" + name + "'");
+  return link_module(key, std::move(entry), base);
+}
+
+// The host: this process's CPU. Its compiles are linked into the process by the JIT above.
+class HostTarget : public Target {
+ public:
+  std::string name() const override { return "host"; }
+  std::string cache_context(const CompileRequest&) const override { return ""; }  // the CPU is in every key
+  CachedObject produce(const CompileRequest& request) const override { return produce_object(request); }
+  std::shared_ptr<CompiledModule> load(CachedObject entry, const std::string& key) const override {
+    return link_module(key, std::move(entry));
+  }
+};
+const HostTarget host_target;
+const bool host_registered = register_target(host_target);
+
 }  // namespace
 
 CachedObject cached_or_produced(const std::string& key, const std::function<CachedObject()>& produce,
@@ -376,9 +404,15 @@ CachedObject cached_or_produced(const std::string& key, const std::function<Cach
 std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
   if (request.frontend != "cpp" && request.frontend != "llvmir")
     throw CompileError("frontend must be 'cpp' or 'llvmir' in this engine, not '" + request.frontend + "'");
+  const Target* target = find_target(request.target);
+  if (!target) {
+    std::string known;
+    for (const std::string& name : target_names()) known += (known.empty() ? "'" : ", '") + name + "'";
+    throw CompileError("target '" + request.target + "' is not in this engine, which has " + known);
+  }
   install_engine_handlers();
   compiles++;
-  std::string key = cache_key(request);
+  std::string key = cache_key(request, *target);
   {
     std::shared_ptr<CompiledModule> alive;
     MemoryEntry found;
@@ -395,16 +429,11 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
       return alive;
     }
   }
-  bool cuda = request.target == "cuda", hip = request.target == "hip";
   CachedObject entry = load_or_produce(
-      key, [request, cuda, hip] { return cuda ? produce_cuda(request) : hip ? produce_hip(request) : produce_object(request); },
-      "compiling " + request.source_name, request.timeout);
+      key, [request, target] { return target->produce(request); }, "compiling " + request.source_name, request.timeout);
   auto inputs = std::make_shared<const std::vector<InputFile>>(entry.inputs);
   bool reusable = entry.reusable;
-  std::shared_ptr<CompiledModule> module =
-      cuda  ? make_device_module(entry, cuda_runtime, cuda_codegen, key)
-      : hip ? make_device_module(entry, hip_runtime, hip_codegen, key)
-            : std::shared_ptr<CompiledModule>(link_module(key, std::move(entry)));
+  std::shared_ptr<CompiledModule> module = target->load(std::move(entry), key);
   std::lock_guard<std::mutex> lock(cache_mutex);
   if (memory_cache.size() > 4096) {
     for (auto it = memory_cache.begin(); it != memory_cache.end();)
@@ -414,17 +443,10 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
   return module;
 }
 
-std::shared_ptr<CompiledModule> specialize(const std::shared_ptr<CompiledModule>& base_module, const std::string& name,
+std::shared_ptr<CompiledModule> specialize(const std::shared_ptr<CompiledModule>& base, const std::string& name,
                                            const std::string& arg_codes,
                                            const std::vector<std::pair<unsigned, uint64_t>>& values) {
-  if (!base_module->arch().empty()) return device_variant(base_module, name, arg_codes, values);
-  auto base = std::static_pointer_cast<JitModule>(base_module);  // the host implementation
-  if (!base || base->bitcode.empty()) throw CompileError("this module cannot be specialised (no IR kept)");
-  std::string key = variant_key(base->key, base->bitcode, name, arg_codes, values);
-  CachedObject entry = cached_or_produced(
-      key, [base, name, arg_codes, values] { return produce_variant(*base, name, arg_codes, values); },
-      "specialising '" + name + "'");
-  return link_module(key, std::move(entry), base);
+  return base->variant(name, arg_codes, values);
 }
 
 std::string variant_key(const std::string& base_key, const std::string& base_ir, const std::string& name,

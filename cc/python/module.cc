@@ -546,8 +546,9 @@ PYBIND11_MODULE(_proteus, m) {
     py::dict info;
     info["llvm_version"] = proteus::llvm_version();
     info["build"] = proteus::build_mode();
-    if (kHasCuda) info["cuda_toolkit"] = proteus::cuda_toolkit_description();
-    if (kHasHip) info["rocm"] = proteus::rocm_description();
+    if (kHasCuda) info["cuda_toolkit"] = proteus::target_description("cuda");
+    if (kHasHip) info["rocm"] = proteus::target_description("hip");
+    info["targets"] = proteus::target_names();
     info["distribution"] = backend_distribution();
     info["frontend_runs"] = stats.frontend_runs;
     info["compiles"] = stats.compiles;

@@ -210,6 +210,18 @@ TEST(include_prefix_takes_leading_system_includes_only) {
   CHECK(proteus::include_prefix("").empty());
 }
 
+// --- targets -----------------------------------------------------------------------------------------
+
+TEST(only_the_linked_targets_exist_and_an_unknown_one_is_an_error) {
+  CHECK(proteus::target_names() == std::vector<std::string>{"host"});  // this test links the host engine
+  CHECK(proteus::target_description("cuda").empty());
+  proteus::CompileRequest request;
+  request.source = "int x;";
+  request.target = "cuda";
+  std::string message = thrown<proteus::CompileError>([&] { proteus::compile(request); });
+  CHECK(contains(message, "target 'cuda' is not in this engine, which has 'host'"));
+}
+
 // --- containment -------------------------------------------------------------------------------------
 
 TEST(contained_work_returns_throws_crashes_and_times_out) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace proteus {
@@ -97,10 +98,16 @@ class CompiledModule {
                       void* /*stream*/, void** /*params*/) {
     throw std::runtime_error("not a GPU module");
   }
+  // The variant of `name` that specialize() returns (each kind of module makes its own).
+  virtual std::shared_ptr<CompiledModule> variant(const std::string& name, const std::string& /*arg_codes*/,
+                                                  const std::vector<std::pair<unsigned, uint64_t>>& /*values*/) {
+    throw CompileError("'" + name + "': this module cannot be specialised");
+  }
 };
-// The CUDA toolkit / ROCm root the GPU targets use (root and how it was found), or why there is none.
-std::string cuda_toolkit_description();
-std::string rocm_description();
+// The compile targets this engine has ("host", and "cuda" / "hip" in the GPU backends), and for
+// reports what one found (the CUDA toolkit or ROCm root and how, or why none): "" for an unknown name.
+std::vector<std::string> target_names();
+std::string target_description(const std::string& name);
 
 // Compiles and links for the host CPU. Thread-safe; an identical request made while an earlier
 // result is still alive returns that same module (the in-memory cache).
