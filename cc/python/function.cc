@@ -97,7 +97,9 @@ bool fits(long long v, long long lo, long long hi, Py_ssize_t index, const char*
   return true;
 }
 
-bool convert(char code, PyObject* obj, uint64_t* slot, Py_ssize_t index, HeldBuffers* held) {
+}  // namespace
+
+bool convert_scalar(char code, PyObject* obj, uint64_t* slot, Py_ssize_t index) {
   switch (code) {
     case 'b': case 'i': case 'l': {
       long long v = PyLong_AsLongLong(obj);
@@ -142,11 +144,15 @@ bool convert(char code, PyObject* obj, uint64_t* slot, Py_ssize_t index, HeldBuf
       std::memcpy(slot, &d, sizeof d);
       return true;
     }
-    case 'p':
-      return host_pointer(obj, slot, held);
   }
   PyErr_SetString(PyExc_SystemError, "proteus: unknown argument kind");
   return false;
+}
+
+namespace {
+
+bool convert(char code, PyObject* obj, uint64_t* slot, Py_ssize_t index, HeldBuffers* held) {
+  return code == 'p' ? host_pointer(obj, slot, held) : convert_scalar(code, obj, slot, index);
 }
 
 PyObject* box(char code, uint64_t raw) {

@@ -67,6 +67,10 @@ struct FunctionSpec {
 // PROTEUS_SPECIALIZE_MAX_VARIANTS (the bound of a VariantCache); throws proteus::ConfigError for a bad value.
 size_t variant_limit();
 
+// One scalar argument (kind code b i l I L f d) into its 8-byte slot, as calls and kernel launches
+// pass it: range-checked (OverflowError naming argument `index`); false with a Python error set.
+bool convert_scalar(char code, PyObject* obj, uint64_t* slot, Py_ssize_t index);
+
 // Registers proteus.Function in `module`; returns false with a Python error set.
 bool add_function_type(PyObject* module);
 // A new reference to a Function, or nullptr with a Python error set.

@@ -11,6 +11,7 @@
 #include <map>
 #include <sstream>
 
+#include "binding.h"
 #include "function.h"
 #include "proteus/engine.h"
 
@@ -36,18 +37,8 @@ const char* backend_distribution() {
   return "proteus-python-backend-host-llvm22";
 }
 
-struct Type {
-  char code;
-  std::string name;
-};
-
 const ScalarType kScalars[] = {{'b', "i8"},  {'i', "i32"}, {'l', "i64"}, {'I', "u32"},
                                {'L', "u64"}, {'f', "f32"}, {'d', "f64"}, {'p', "ptr"}};
-
-struct Module {
-  std::shared_ptr<proteus::CompiledModule> code;
-  std::string target;
-};
 
 // Diagnostics quote the source, which may be any bytes: decode with replacement, never fail.
 void set_error(PyObject* type, const char* what) {
@@ -56,7 +47,6 @@ void set_error(PyObject* type, const char* what) {
   Py_XDECREF(text);
 }
 
-bool is_gpu(const std::string& target) { return target == "cuda" || target == "hip"; }
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -173,41 +163,6 @@ Module compile(py::handle source, const std::string& frontend, const std::string
   return module;
 }
 
-py::list checked_argtypes(py::handle argtypes) {
-  if (py::isinstance<py::str>(argtypes) || !py::isinstance<py::sequence>(argtypes))
-    throw py::type_error("argtypes must be a list of proteus types (e.g. [proteus.i32, proteus.ptr])");
-  py::list out;
-  for (py::handle t : argtypes) {
-    if (!py::isinstance<Type>(t))
-      throw py::type_error("argtypes must be a list of proteus types (e.g. [proteus.i32, proteus.ptr]), got " +
-                           py::repr(t).cast<std::string>());
-    out.append(t);
-  }
-  return out;
-}
-
-// Indices of scalar arguments to fold to constants; [] when PROTEUS_SPECIALIZE_ARGS=0.
-std::vector<unsigned> checked_specialize(py::handle specialize, const std::string& codes, const char* ptr_type) {
-  std::vector<unsigned> out;
-  if (specialize.is_none()) return out;
-  if (py::isinstance<py::str>(specialize) || !py::isinstance<py::sequence>(specialize))
-    throw py::type_error("specialize must be a list of argument indices");
-  for (py::handle item : specialize) {
-    if (!py::isinstance<py::int_>(item)) throw py::type_error("specialize must be a list of argument indices");
-    long index = item.cast<long>();
-    if (index < 0 || index >= static_cast<long>(codes.size()))
-      throw py::value_error("specialize index " + std::to_string(index) + " is out of range for " +
-                            std::to_string(codes.size()) + " arguments");
-    if (codes[index] == 'p')
-      throw py::value_error("cannot specialize argument " + std::to_string(index) + ": it is a pointer (" + ptr_type +
-                            "); only scalar arguments can be specialized");
-    if (std::find(out.begin(), out.end(), static_cast<unsigned>(index)) == out.end()) out.push_back(index);
-  }
-  if (!out.empty() && !proteus::flag_setting("PROTEUS_SPECIALIZE_ARGS")) out.clear();
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 py::object get_function(py::object self, const std::string& name, py::object restype, py::object argtypes,
                         py::object specialize) {
   Module& module = self.cast<Module&>();
@@ -241,141 +196,6 @@ py::object get_function(py::object self, const std::string& name, py::object res
   PyObject* function = make_function(spec);
   if (!function) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(function);
-}
-
-// --- kernels (GPU targets) ---------------------------------------------------------------------
-
-struct Kernel {
-  py::object owner;  // the Module (keeps the code alive)
-  std::shared_ptr<proteus::CompiledModule> code;
-  std::string name;
-  std::string codes;  // argument kinds, as for functions
-  py::list argtypes;
-  // Runtime specialisation: per tuple of values of these arguments, a variant module. The runtime's
-  // kernel handles are kept by the modules (CompiledModule::kernel), not here: a launch copies the
-  // module's shared_ptr before releasing the GIL, so no other launch can free what it uses.
-  std::vector<unsigned> specialize;
-  using Variant = std::shared_ptr<proteus::CompiledModule>;
-  VariantCache<Variant> variants{variant_limit()};
-  bool unspecialisable = false;
-  py::object last_variant = py::none();
-};
-
-// The module to launch for this launch's values of the specialised arguments: a variant (compiled
-// on first use, the least recently used dropped beyond the bound) or the generic one. Called with
-// the GIL held; the caller owns the returned reference.
-std::shared_ptr<proteus::CompiledModule> select_variant(Kernel& k, const std::vector<uint64_t>& slots) {
-  if (k.specialize.empty() || k.unspecialisable) return k.code;
-  std::vector<uint64_t> values;
-  std::vector<std::pair<unsigned, uint64_t>> constants;
-  for (unsigned i : k.specialize) {
-    values.push_back(slots[i]);
-    constants.emplace_back(i, slots[i]);
-  }
-  Kernel::Variant* variant = k.variants.find(values);
-  if (!variant) {
-    std::shared_ptr<proteus::CompiledModule> code;
-    try {
-      code = without_gil([&] { return proteus::specialize(k.code, k.name, k.codes, constants); });
-    } catch (const proteus::CompileCancelled&) {
-      throw;  // Ctrl-C: KeyboardInterrupt, not a reason to stop specialising
-    } catch (const proteus::CompileError& e) {
-      k.unspecialisable = true;
-      std::string message = "proteus: cannot specialise kernel '" + k.name + "', launching the generic one: " + e.what();
-      if (PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) != 0) throw py::error_already_set();
-      return k.code;
-    }
-    variant = &k.variants.insert(values, code);
-    Module variant_module;
-    variant_module.code = code;
-    variant_module.target = py::cast<Module&>(k.owner).target;
-    k.last_variant = py::cast(std::move(variant_module));
-  }
-  return *variant;
-}
-
-// grid/block: an int, or a tuple/list of 1 to 3 ints (missing dimensions are 1).
-void launch_dims(py::handle value, const char* what, unsigned out[3]) {
-  out[0] = out[1] = out[2] = 1;
-  if (py::isinstance<py::int_>(value)) {
-    out[0] = value.cast<unsigned>();
-    return;
-  }
-  if (!py::isinstance<py::tuple>(value) && !py::isinstance<py::list>(value))
-    throw py::type_error(std::string(what) + " must be an int or a tuple/list of 1 to 3 ints");
-  py::sequence dims = py::reinterpret_borrow<py::sequence>(value);
-  if (dims.size() < 1 || dims.size() > 3)
-    throw py::type_error(std::string(what) + " must contain between 1 and 3 dimensions");
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (!py::isinstance<py::int_>(dims[i])) throw py::type_error(std::string(what) + " must be an int or a tuple/list of 1 to 3 ints");
-    out[i] = dims[i].cast<unsigned>();
-  }
-}
-
-uint64_t device_pointer(py::handle obj) {
-  if (obj.is_none()) return 0;
-  if (py::isinstance<py::int_>(obj)) return obj.cast<uint64_t>();
-  if (py::hasattr(obj, "data_ptr")) return obj.attr("data_ptr")().cast<uint64_t>();
-  if (py::hasattr(obj, "__cuda_array_interface__")) {
-    py::dict iface = obj.attr("__cuda_array_interface__");
-    py::tuple data = iface["data"];
-    if (data.size() == 0) throw py::type_error("__cuda_array_interface__ data tuple is empty");
-    return data[0].is_none() ? 0 : data[0].cast<uint64_t>();
-  }
-  throw py::type_error("pointer argument must be an int, None, data_ptr() object, or __cuda_array_interface__ object");
-}
-
-void* stream_handle(py::handle stream) {
-  if (stream.is_none()) return nullptr;
-  if (py::isinstance<py::int_>(stream)) return reinterpret_cast<void*>(stream.cast<uintptr_t>());
-  for (const char* attr : {"ptr", "cuda_stream", "handle"})  // CuPy, torch, cuda-python streams
-    if (py::hasattr(stream, attr)) return reinterpret_cast<void*>(stream.attr(attr).cast<uintptr_t>());
-  throw py::type_error("stream must be None, an int (a CUstream), or a stream object with .ptr or .cuda_stream");
-}
-
-void launch(Kernel& k, py::handle grid, py::handle block, py::handle args, unsigned shmem, py::handle stream) {
-  unsigned g[3], b[3];
-  launch_dims(grid, "grid", g);
-  launch_dims(block, "block", b);
-  if (py::isinstance<py::str>(args) || !py::isinstance<py::sequence>(args))
-    throw py::type_error("args must be a tuple or list of kernel arguments");
-  py::sequence values = py::reinterpret_borrow<py::sequence>(args);
-  if (values.size() != k.codes.size()) throw py::type_error("kernel argument count does not match argtypes");
-  std::vector<uint64_t> slots(k.codes.size());
-  std::vector<void*> params(k.codes.size());
-  for (size_t i = 0; i < k.codes.size(); ++i) {
-    py::handle v = values[i];
-    switch (k.codes[i]) {
-      case 'p': slots[i] = device_pointer(v); break;
-      case 'f': { float f = v.cast<float>(); std::memcpy(&slots[i], &f, sizeof f); break; }
-      case 'd': { double d = v.cast<double>(); std::memcpy(&slots[i], &d, sizeof d); break; }
-      case 'I': case 'L': slots[i] = v.cast<uint64_t>(); break;
-      default: slots[i] = static_cast<uint64_t>(v.cast<int64_t>()); break;  // little-endian: low bytes first
-    }
-    params[i] = &slots[i];
-  }
-  void* s = stream_handle(stream);
-  std::shared_ptr<proteus::CompiledModule> code = select_variant(k, slots);  // ours until the launch returns
-  const std::string& name = k.name;  // k outlives the call: the caller holds the Kernel
-  py::gil_scoped_release unlocked;
-  try {
-    code->launch(code->kernel(name), g, b, shmem, s, params.data());
-  } catch (const proteus::SymbolNotFound& e) {
-    throw proteus::DeviceError(e.what());  // e.g. get_kernel of a name the GPU module lacks, found at launch
-  }
-}
-
-py::object get_kernel(py::object self, const std::string& name, py::object argtypes, py::object specialize) {
-  Module& module = self.cast<Module&>();
-  if (!is_gpu(module.target)) throw py::value_error("Target is the host, which has no kernels: use get_function()");
-  Kernel k;
-  k.owner = self;
-  k.code = module.code;
-  k.name = name;
-  k.argtypes = checked_argtypes(argtypes);
-  for (py::handle t : k.argtypes) k.codes += t.cast<Type&>().code;
-  k.specialize = checked_specialize(specialize, k.codes, "proteus.ptr");
-  return py::cast(std::move(k));
 }
 
 }  // namespace
@@ -459,25 +279,7 @@ PYBIND11_MODULE(_proteus, m) {
 
   if (!add_function_type(m.ptr())) throw py::error_already_set();
 
-  py::class_<Kernel>(m, "Kernel", "A GPU kernel; launch(grid, block, args, shmem=0, stream=None).")
-      .def_property_readonly("name", [](const Kernel& k) { return k.name; })
-      .def_property_readonly("argtypes", [](const Kernel& k) { return py::list(k.argtypes); })
-      .def_property_readonly("handle", [](Kernel& k) {
-        std::shared_ptr<proteus::CompiledModule> code = k.code;
-        py::gil_scoped_release unlocked;
-        return reinterpret_cast<uintptr_t>(code->kernel(k.name));
-      }, "the runtime's function handle (CUfunction / hipFunction_t) of the generic kernel; opens the runtime")
-      .def_property_readonly("specialize", [](const Kernel& k) { return k.specialize; })
-      .def_property_readonly("variants", [](const Kernel& k) { return k.variants.size(); },
-                             "how many specialised variants exist now")
-      .def_property_readonly("last_variant", [](const Kernel& k) { return k.last_variant; },
-                             "the Module of the most recently compiled variant (its ptx/cubin), or None")
-      .def("launch", &launch, py::arg("grid"), py::arg("block"), py::arg("args"), py::arg("shmem") = 0,
-           py::arg("stream") = py::none())
-      .def("__repr__", [](const Kernel& k) {
-        return "<proteus.Kernel name=" + py::repr(py::str(k.name)).cast<std::string>() +
-               " restype=None argtypes=" + py::repr(k.argtypes).cast<std::string>() + ">";
-      });
+  add_kernel_type(m);
 
   py::class_<Module>(m, "Module", "Compiled code; get callable functions (host) or kernels (GPU) from it.")
       .def_property_readonly("target", [](const Module& mod) { return mod.target; })

@@ -161,6 +161,11 @@ def test_launch_validation_without_a_gpu(cuda):
         k.launch(1, [], [0, 1])
     with pytest.raises(TypeError, match="kernel argument count does not match argtypes"):
         k.launch(1, 1, [0])
+    # Scalars are converted as calls convert them: range-checked, naming the argument.
+    with pytest.raises(OverflowError, match="argument 1 .* does not fit in proteus.i32"):
+        k.launch(1, 1, [0, 2**40])
+    with pytest.raises(TypeError):
+        k.launch(1, 1, [0, "seven"])
     with pytest.raises(TypeError, match="pointer argument must be an int, None, data_ptr\\(\\) object, or "
                                         "__cuda_array_interface__ object"):
         k.launch(1, 1, ["x", 1])
