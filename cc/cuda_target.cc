@@ -133,7 +133,8 @@ std::string driver_error(const Driver& d, CUresult code, const char* what) {
          (text ? std::string(" (") + text + ")" : "");
 }
 
-// Opened at the first kernel use, never at import or compile (host use needs no driver).
+// Opened at the first kernel use, or at the first CUDA compile without PROTEUS_CUDA_ARCH (cuda_arch
+// asks device 0 for its arch, falling back to sm_90 without a driver); never at import or for host code.
 Driver& driver_api() {
   static Driver d;
   static InitialiseOnce once;
@@ -261,7 +262,8 @@ std::string cuda_cache_context(const CompileRequest& request) {
   return arch + '\0' + (request.compiler == "nvcc" ? nvcc_binary() : cached_toolkit().description);
 }
 
-// One CUDA compile: the cubin in `object`, the PTX in `bitcode`, the arch in `functions`.
+// One CUDA compile: the cubin in `object` (empty without ptxas), the PTX in `ptx`, the device IR in
+// `bitcode`, {arch, kernels...} in `functions`.
 CachedObject produce_cuda(const CompileRequest& request) {
   std::string arch = cuda_arch();
   if (request.compiler == "nvcc") return compile_with_nvcc(request, arch);

@@ -19,7 +19,7 @@
 namespace proteus {
 
 // The CUDA driver or the HIP runtime. Implementations open their library with dlopen the first
-// time one of these is called (never at import or compile) and throw std::runtime_error naming
+// time one of these is called (never at import) and throw DeviceError naming
 // the library, the call and the runtime's error text.
 class DeviceRuntime {
  public:

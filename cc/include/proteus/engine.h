@@ -66,7 +66,7 @@ struct CompileRequest {
   std::string frontend = "cpp";            // "cpp" | "llvmir"
   std::vector<std::string> extra_args;     // extra clang (or nvcc) arguments (cpp only)
   bool verify = false;                     // run the IR verifier on the generated IR
-  std::string target = "host";             // "host" | "cuda"
+  std::string target = "host";             // a registered target: "host", "cuda", "hip" (target_names())
   std::string compiler = "clang";          // "clang" | "nvcc" (cuda only)
   double timeout = 0;                      // seconds; > 0: CompileTimeout past it
 };
