@@ -4,6 +4,7 @@ one call; the code (native module, engine, package __init__) is shared."""
 load("@llvm//:llvm_info.bzl", "LLVM_MAJOR")
 load("@proteus_py//:pythons.bzl", "PYTHONS")
 load("@proteus_version//:version.bzl", "VERSION")
+load("//backends:facts.bzl", "BACKENDS", "engine_defines")
 load("//cc:native.bzl", "manylinux_cc_binary")
 load("//tools:project.bzl", "BACKEND_CLASSIFIERS", "BACKEND_LICENSE", "PROJECT_URLS", "PYTHON_REQUIRES")
 load("//tools:repair.bzl", "repaired_wheel")
@@ -32,17 +33,16 @@ _manifest = rule(
 
 def proteus_backend(
         kind,
-        variant,
-        distribution,
-        priority,
         summary,
         classifiers = [],
         cuda_major = None,
         rocm_version = None,
-        runtime_probe = None,
-        defines = [],
         exclude_libs = [],
         extra_requires = {}):
+    """The wheels of backend `kind`, whose facts are in backends/facts.bzl."""
+    facts = BACKENDS[kind]
+    variant, distribution, priority = facts.variant, facts.distribution, facts.priority
+    runtime_probe = dict(facts.probe, libraries = facts.runtime_libraries) if facts.probe else None
     package = "proteus_backend_" + kind
     _manifest(
         name = "manifest",
@@ -75,7 +75,7 @@ def proteus_backend(
             srcs = ["//cc:python_module_srcs"],
             exports_map = "//cc:python/exports.map",
             linkshared = True,
-            local_defines = defines,
+            local_defines = engine_defines(kind),
             deps = [
                 "//cc:engine_" + kind,
                 "@proteus_py//:%s_headers" % tag,
@@ -110,7 +110,7 @@ def proteus_backend(
             wheel = ":raw_wheel_" + tag,
             policy = _by_platform(MANYLINUX_POLICY, MACOS_POLICY),
             tool = _by_platform("auditwheel", "delocate"),
-            exclude = exclude_libs,
+            exclude = sorted({lib: None for lib in exclude_libs + facts.runtime_libraries}.keys()),
         )
         wheels.append(":wheel_" + tag)
     native.filegroup(name = "wheel", srcs = wheels)

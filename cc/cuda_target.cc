@@ -139,7 +139,7 @@ Driver& driver_api() {
   static Driver d;
   static InitialiseOnce once;
   once.ensure([] {
-    d.lib.open({"libcuda.so.1"}, "the NVIDIA driver, needed to run CUDA kernels");
+    d.lib.open({PROTEUS_RUNTIME_LIBRARIES}, "the NVIDIA driver, needed to run CUDA kernels");  // backends/facts.bzl
     d.lib.bind(d.cuGetErrorName, "cuGetErrorName");
     d.lib.bind(d.cuGetErrorString, "cuGetErrorString");
     d.lib.bind(d.cuInit, "cuInit");

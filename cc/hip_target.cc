@@ -136,7 +136,7 @@ HipApi& hip_api() {
   static HipApi h;
   static InitialiseOnce once;
   once.ensure([] {
-    h.lib.open({"libamdhip64.so", "libamdhip64.so.7", "libamdhip64.so.6"},
+    h.lib.open({PROTEUS_RUNTIME_LIBRARIES},  // backends/facts.bzl
                "the HIP runtime of ROCm, needed to run HIP kernels");
     h.lib.bind(h.hipGetErrorName, "hipGetErrorName");
     h.lib.bind(h.hipGetErrorString, "hipGetErrorString");

@@ -31,11 +31,8 @@ constexpr bool kHasCuda = PROTEUS_HAS_CUDA;
 constexpr bool kHasHip = PROTEUS_HAS_HIP;
 constexpr bool kHasMlir = false;
 
-const char* backend_distribution() {
-  if (kHasCuda) return "proteus-python-backend-cuda12-llvm22";
-  if (kHasHip) return "proteus-python-backend-rocm72";
-  return "proteus-python-backend-host-llvm22";
-}
+// backends/facts.bzl: this backend's distribution, and those that ship the GPU targets.
+const char* backend_distribution() { return PROTEUS_DISTRIBUTION; }
 
 const ScalarType kScalars[] = {{'b', "i8"},  {'i', "i32"}, {'l', "i64"}, {'I', "u32"},
                                {'L', "u64"}, {'f', "f32"}, {'d', "f64"}, {'p', "ptr"}};
@@ -144,7 +141,7 @@ Module compile(py::handle source, const std::string& frontend, const std::string
   if ((resolved == "cuda" && !kHasCuda) || (resolved == "hip" && !kHasHip))
     throw py::value_error("target='" + resolved + "' is not supported by this backend (" + backend_distribution() +
                           "), which supports " + supported_targets() + "; install " +
-                          (resolved == "cuda" ? "proteus-python-backend-cuda12-llvm22" : "proteus-python-backend-rocm72") +
+                          (resolved == "cuda" ? PROTEUS_CUDA_DISTRIBUTION : PROTEUS_HIP_DISTRIBUTION) +
                           " for " + (resolved == "cuda" ? "CUDA" : "HIP") + " kernels");
   if (compiler == "nvcc" && resolved != "cuda") throw py::value_error("compiler='nvcc' requires target='cuda'");
 
