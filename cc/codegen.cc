@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "internal.h"
+#include "object_cache.h"
 #include "llvm/Bitcode/BitcodeReader.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/DiagnosticInfo.h"
@@ -174,6 +175,27 @@ std::string emit_code(llvm::Module& module, llvm::TargetMachine& tm, llvm::CodeG
   module.getContext().setDiagnosticHandler(std::move(previous));  // ours points at `errors`
   if (!errors.empty()) throw CompileError("code generation failed:\n" + errors);
   return code.str().str();
+}
+
+std::string describe_bitcode(const std::string& bitcode, bool assembly) {
+  if (bitcode.empty()) return "";
+  CachedObject text = run_contained(
+      [bitcode, assembly] {
+        auto context = new_context();
+        auto parsed = llvm::parseBitcodeFile(llvm::MemoryBufferRef(bitcode, "module"), *context);
+        if (!parsed) throw CompileError("cannot reload the module's IR: " + llvm::toString(parsed.takeError()));
+        CachedObject out;
+        if (assembly) {
+          auto tm = host_target_machine();
+          out.object = emit_code(**parsed, *tm, llvm::CodeGenFileType::AssemblyFile);
+        } else {
+          llvm::raw_string_ostream os(out.object);
+          (*parsed)->print(os, nullptr);
+        }
+        return out;
+      },
+      assembly ? "printing assembly" : "printing IR", 0);
+  return text.object;
 }
 
 std::unique_ptr<llvm::TargetMachine> device_target_machine(llvm::Module& module, const std::string& triple_name,

@@ -26,6 +26,7 @@ class DeviceModule : public CompiledModule {
     throw SymbolNotFound("'" + name + "' is in a GPU module: GPU code has no host address; use get_kernel()");
   }
   std::vector<std::string> function_names() const override { return kernels_; }
+  std::string ir() const override { return describe_bitcode(ir_, false); }
   std::string ptx() const override { return ptx_; }
   std::string cubin() const override { return binary_; }
   std::string arch() const override { return arch_; }

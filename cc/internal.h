@@ -76,6 +76,9 @@ std::unique_ptr<llvm::TargetMachine> device_target_machine(llvm::Module& module,
                                                            std::optional<llvm::Reloc::Model> relocation,
                                                            const std::string& target_option);
 inline constexpr const char* kInitFunction = "__proteus_module_init";
+// Bitcode kept by a module -> its IR as text, or (with `assembly`) the host assembly of it. Runs
+// contained; "" for empty bitcode.
+std::string describe_bitcode(const std::string& bitcode, bool assembly);
 // Erases, until nothing changes, internal functions other than `keep` and global variables that
 // nothing uses (only internal ones if `internal_globals_only`: a host variant links against the
 // base module's external globals). Specialised variants keep just what their function reaches.

@@ -167,6 +167,9 @@ class JitModule : public CompiledModule, public std::enable_shared_from_this<Jit
     if (init_) init_();
   }
 
+  std::string ir() const override { return describe_bitcode(bitcode, false); }
+  std::string assembly() const override { return describe_bitcode(bitcode, true); }
+
   // A variant linked against this module (defined below, with the IR surgery it needs).
   std::shared_ptr<CompiledModule> variant(const std::string& name, const std::string& arg_codes,
                                           const std::vector<std::pair<unsigned, uint64_t>>& values) override;

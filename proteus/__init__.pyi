@@ -123,6 +123,12 @@ class Module:
     @property
     def functions(self) -> list[str]: ...
     @property
+    def ir(self) -> str | None:
+        """The optimised LLVM IR as text (device IR for GPU modules), or None where none is kept."""
+    @property
+    def asm(self) -> str | None:
+        """Host modules: the assembly of the compiled code (None for GPU modules: see ptx)."""
+    @property
     def ptx(self) -> str | None: ...
     @property
     def cubin(self) -> bytes | None: ...

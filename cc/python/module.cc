@@ -296,6 +296,16 @@ PYBIND11_MODULE(_proteus, m) {
            py::arg("specialize") = py::none(),
            "A launchable kernel of a GPU module (the runtime is opened at the first launch). specialize=[i, ...]: "
            "each launch runs a variant compiled for that launch's values of those scalar arguments.")
+      .def_property_readonly("ir", [](const Module& mod) -> py::object {
+        std::string text = without_gil([&] { return mod.code->ir(); });
+        if (text.empty()) return py::none();
+        return py::str(text);
+      }, "the optimised LLVM IR as text (device IR for GPU modules), or None where none is kept")
+      .def_property_readonly("asm", [](const Module& mod) -> py::object {
+        std::string text = without_gil([&] { return mod.code->assembly(); });
+        if (text.empty()) return py::none();
+        return py::str(text);
+      }, "host modules: the assembly of the compiled code (None for GPU modules: see ptx)")
       .def_property_readonly("ptx", [](const Module& mod) -> py::object {
         std::string ptx = mod.code->ptx();
         if (ptx.empty()) return py::none();

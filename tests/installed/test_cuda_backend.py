@@ -104,6 +104,12 @@ def test_arch_override_and_bad_arch():
     assert "PROTEUS_CUDA_ARCH=volta" in bad.stderr
 
 
+def test_gpu_module_ir_is_device_ir(cuda):
+    m = cuda.compile(SAXPY, target="cuda")
+    assert "nvptx64-nvidia-cuda" in m.ir and "@saxpy" in m.ir
+    assert m.asm is None  # the device code is m.ptx
+
+
 def test_llvmir_nvptx(cuda):
     ir = """
 target triple = "nvptx64-nvidia-cuda"

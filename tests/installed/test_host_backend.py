@@ -393,3 +393,12 @@ def test_every_setting_is_parsed_and_a_bad_value_named(monkeypatch, name, value)
     with pytest.raises(proteus.ConfigError, match=f"{name}={value}"):
         m = proteus.compile('#include <cmath>\nextern "C" double sp(double x) { return std::sqrt(x); }\n// ' + name)
         m.get_function("sp", proteus.f64, [proteus.f64], specialize=[0])(4.0)
+
+
+def test_module_ir_and_asm():
+    """Module.ir is the optimised LLVM IR, Module.asm the host assembly of the same code."""
+    m = proteus.compile('extern "C" int times3(int x) { return 3 * x; }')
+    assert "define" in m.ir and "@times3(" in m.ir and "target triple" in m.ir
+    assert "times3:" in m.asm and "ret" in m.asm
+    ir_module = proteus.compile("define i32 @seven() {\n  ret i32 7\n}\n", frontend="llvmir")
+    assert "ret i32 7" in ir_module.ir and "seven:" in ir_module.asm

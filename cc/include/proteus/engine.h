@@ -90,6 +90,10 @@ class CompiledModule {
   // `params` = one pointer per argument. Runtime errors are DeviceError with the runtime's
   // error name and text; a missing runtime library names it. kernel() is thread-safe and caches
   // the handle per name: callers need not keep it.
+  // The module's optimised LLVM IR as text (device IR for GPU modules) and, for host modules, its
+  // x86-64/AArch64 assembly; "" where none is kept (specialised host variants keep no IR).
+  virtual std::string ir() const { return ""; }
+  virtual std::string assembly() const { return ""; }
   virtual std::string ptx() const { return ""; }
   virtual std::string cubin() const { return ""; }
   virtual std::string arch() const { return ""; }
