@@ -177,20 +177,26 @@ std::string emit_code(llvm::Module& module, llvm::TargetMachine& tm, llvm::CodeG
   return code.str().str();
 }
 
+std::unique_ptr<llvm::Module> reload_bitcode(const std::string& bitcode, llvm::LLVMContext& context,
+                                             const std::string& what) {
+  auto parsed = llvm::parseBitcodeFile(llvm::MemoryBufferRef(bitcode, "kept IR"), context);
+  if (!parsed) throw CompileError("cannot reload " + what + ": " + llvm::toString(parsed.takeError()));
+  return std::move(*parsed);
+}
+
 std::string describe_bitcode(const std::string& bitcode, bool assembly) {
   if (bitcode.empty()) return "";
   CachedObject text = run_contained(
       [bitcode, assembly] {
         auto context = new_context();
-        auto parsed = llvm::parseBitcodeFile(llvm::MemoryBufferRef(bitcode, "module"), *context);
-        if (!parsed) throw CompileError("cannot reload the module's IR: " + llvm::toString(parsed.takeError()));
+        std::unique_ptr<llvm::Module> module = reload_bitcode(bitcode, *context, "the module's IR");
         CachedObject out;
         if (assembly) {
           auto tm = host_target_machine();
-          out.object = emit_code(**parsed, *tm, llvm::CodeGenFileType::AssemblyFile);
+          out.object = emit_code(*module, *tm, llvm::CodeGenFileType::AssemblyFile);
         } else {
           llvm::raw_string_ostream os(out.object);
-          (*parsed)->print(os, nullptr);
+          module->print(os, nullptr);
         }
         return out;
       },

@@ -2,7 +2,6 @@
 
 #include <map>
 
-#include "llvm/Bitcode/BitcodeReader.h"
 #include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/IR/Module.h"
 
@@ -52,9 +51,7 @@ class DeviceModule : public CompiledModule {
     // Copies, not `this`: the work may outlive this call (run_contained).
     auto work = [ir = ir_, arch = arch_, codegen = codegen_, name, values] {
       auto context = new_context();
-      auto parsed = llvm::parseBitcodeFile(llvm::MemoryBufferRef(ir, "device"), *context);
-      if (!parsed) throw CompileError("cannot reload the device IR: " + llvm::toString(parsed.takeError()));
-      std::unique_ptr<llvm::Module> module = std::move(*parsed);
+      std::unique_ptr<llvm::Module> module = reload_bitcode(ir, *context, "the device IR");
       llvm::Function* fn = module->getFunction(name);
       if (!fn || fn->isDeclaration()) throw SymbolNotFound("kernel '" + name + "' is not defined in the module's IR");
       fold_arguments(*fn, values);

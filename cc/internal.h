@@ -52,6 +52,10 @@ std::unique_ptr<llvm::Module> parse_ir_text(const CompileRequest& request, llvm:
 std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context);
 
 struct CachedObject;
+// call_thunk.cc: what thunks call with a C++ exception they caught (its mangled type name and,
+// for a std::exception, its what()); each module's JITDylib defines it for its code.
+void exception_caught(const char* mangled_type, const char* what);
+
 // jit.cc: the cache key of a specialised variant; a result from the persistent cache or `produce`.
 std::string variant_key(const std::string& base_key, const std::string& base_ir, const std::string& name,
                         const std::string& arg_codes, const std::vector<std::pair<unsigned, uint64_t>>& values);
@@ -76,6 +80,9 @@ std::unique_ptr<llvm::TargetMachine> device_target_machine(llvm::Module& module,
                                                            std::optional<llvm::Reloc::Model> relocation,
                                                            const std::string& target_option);
 inline constexpr const char* kInitFunction = "__proteus_module_init";
+// Bitcode a module kept -> a module again in `context`; CompileError naming `what` if it cannot.
+std::unique_ptr<llvm::Module> reload_bitcode(const std::string& bitcode, llvm::LLVMContext& context,
+                                             const std::string& what);
 // Bitcode kept by a module -> its IR as text, or (with `assembly`) the host assembly of it. Runs
 // contained; "" for empty bitcode.
 std::string describe_bitcode(const std::string& bitcode, bool assembly);
