@@ -3,6 +3,7 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <set>
 
 #include "internal.h"
 #include "object_cache.h"
@@ -186,42 +187,41 @@ std::unique_ptr<llvm::Module> reload_bitcode(const std::string& bitcode, llvm::L
 
 std::string describe_bitcode(const std::string& bitcode, bool assembly) {
   if (bitcode.empty()) return "";
-  CachedObject text = run_contained(
+  return run_contained(
       [bitcode, assembly] {
         auto context = new_context();
         std::unique_ptr<llvm::Module> module = reload_bitcode(bitcode, *context, "the module's IR");
-        CachedObject out;
-        if (assembly) {
-          auto tm = host_target_machine();
-          out.object = emit_code(*module, *tm, llvm::CodeGenFileType::AssemblyFile);
-        } else {
-          llvm::raw_string_ostream os(out.object);
-          module->print(os, nullptr);
-        }
-        return out;
+        if (assembly) return emit_code(*module, *host_target_machine(), llvm::CodeGenFileType::AssemblyFile);
+        std::string text;
+        llvm::raw_string_ostream os(text);
+        module->print(os, nullptr);
+        return text;
       },
       assembly ? "printing assembly" : "printing IR", 0);
-  return text.object;
 }
 
-std::unique_ptr<llvm::TargetMachine> device_target_machine(llvm::Module& module, const std::string& triple_name,
-                                                           const std::string& cpu,
-                                                           std::optional<llvm::Reloc::Model> relocation,
-                                                           const std::string& target_option) {
-  llvm::Triple triple(triple_name);
+std::string device_code(llvm::Module& module, const DeviceMachine& machine, const std::string& arch) {
+  {
+    static std::mutex mutex;  // LLVM's target registration is not thread-safe
+    static std::set<void (*)()>* initialised = new std::set<void (*)()>;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (initialised->insert(machine.initialise).second) machine.initialise();
+  }
+  llvm::Triple triple(machine.triple);
   std::string error;
   const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
-  if (!target) throw CompileError("no " + triple_name + " target in this LLVM: " + error);
+  if (!target) throw CompileError("no " + triple.str() + " target in this LLVM: " + error);
   std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
-      triple, cpu, "", llvm::TargetOptions(), relocation, std::nullopt,
+      triple, arch, "", llvm::TargetOptions(), machine.relocation, std::nullopt,
       static_cast<llvm::CodeGenOptLevel>(codegen_opt_level())));
-  if (!tm) throw CompileError("the " + triple_name + " target does not know " + cpu);
+  if (!tm) throw CompileError("the " + triple.str() + " target does not know " + arch);
   if (module.getTargetTriple().empty()) module.setTargetTriple(triple);
   if (module.getTargetTriple().getArch() != triple.getArch())
-    throw CompileError("LLVM IR for " + target_option + " must target " + triple_name + ", not " +
+    throw CompileError("LLVM IR for " + std::string(machine.target_option) + " must target " + triple.str() + ", not " +
                        module.getTargetTriple().str());
   module.setDataLayout(tm->createDataLayout());
-  return tm;
+  optimize(module, *tm, opt_level());
+  return emit_code(module, *tm, machine.output);
 }
 
 }  // namespace proteus

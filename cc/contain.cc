@@ -38,12 +38,11 @@ enum class Outcome { running, finished, failed, crashed };
 // One piece of contained work. Shared by the waiting caller and the worker, because the caller may
 // stop waiting (Ctrl-C, timeout) and return while the worker is still running.
 struct Job {
-  std::function<CachedObject()> work;
+  std::function<void()> work;  // keeps its result itself (run_contained in internal.h)
   std::string what;  // "compiling source.cpp": for messages
   std::mutex mutex;
   std::condition_variable changed;
   Outcome outcome = Outcome::running;
-  CachedObject result;
   std::exception_ptr failure;
   std::atomic<bool> stop{false};  // the caller gave up: stop at the next checkpoint
   pthread_t thread{};             // the worker (valid while outcome == running)
@@ -220,12 +219,11 @@ void run_job(const std::shared_ptr<Job>& job) {
   current_job = job.get();
   exit_reason.clear();
   exit_out_of_memory = false;
-  CachedObject result;
   std::exception_ptr failure;
   llvm::CrashRecoveryContext context;
   bool returned = context.RunSafely([&] {
     try {
-      result = job->work();
+      job->work();
     } catch (...) {
       failure = std::current_exception();
     }
@@ -250,7 +248,6 @@ void run_job(const std::shared_ptr<Job>& job) {
   {
     std::lock_guard<std::mutex> lock(job->mutex);
     job->outcome = outcome;
-    job->result = std::move(result);
     job->failure = failure;
   }
   job->changed.notify_all();
@@ -284,7 +281,7 @@ void checkpoint() {
     if (llvm::CrashRecoveryContext* context = llvm::CrashRecoveryContext::GetCurrent()) context->HandleExit(kStoppedCode);
 }
 
-CachedObject run_contained(std::function<CachedObject()> work, const std::string& what, double timeout_seconds) {
+void run_contained_job(std::function<void()> work, const std::string& what, double timeout_seconds) {
   install_engine_handlers();
   auto job = std::make_shared<Job>();
   job->work = std::move(work);
@@ -324,7 +321,6 @@ CachedObject run_contained(std::function<CachedObject()> work, const std::string
     throw CompileCancelled(what + (interrupted ? ": interrupted" : ": the process is exiting"));
   }
   if (job->failure) std::rethrow_exception(job->failure);
-  return std::move(job->result);
 }
 
 void run_with_large_stack(const std::function<void()>& fn) {

@@ -87,7 +87,7 @@ Toolkit resolve_toolkit() {
                          " at a CUDA 12 toolkit or unset it to use the pip-installed NVIDIA wheels");
     return {root, std::string(var) + "=" + root};
   }
-  // NVIDIA's CUDA 12 wheels installed beside us (pip install proteus-python-backend-cuda12-llvm22[toolkit]).
+  // NVIDIA's CUDA 12 wheels installed beside us (pip install <this backend>[toolkit]).
   std::string nvidia = library_directory() + "/../nvidia";
   if (path_exists(nvidia + "/cuda_runtime/include/cuda.h") && path_exists(nvidia + "/cuda_nvcc/nvvm/libdevice")) {
     int version = cuda_version_of(nvidia + "/cuda_runtime/include");
@@ -95,7 +95,7 @@ Toolkit resolve_toolkit() {
   }
   throw CompileError(
       "no CUDA 12 toolkit found: set PROTEUS_CUDA_HOME (or CUDA_HOME / CUDA_PATH) to a CUDA 12 install, or "
-      "pip install 'proteus-python-backend-cuda12-llvm22[toolkit]' (NVIDIA's nvidia-cuda-runtime-cu12, "
+      "pip install '" PROTEUS_TARGET_DISTRIBUTION "[toolkit]' (NVIDIA's nvidia-cuda-runtime-cu12, "
       "nvidia-cuda-nvcc-cu12 and nvidia-cuda-cccl-cu12 wheels)");
 }
 
@@ -189,18 +189,14 @@ std::string cuda_arch() {
   return detected;
 }
 
-std::string ptx_for(llvm::Module& module, const std::string& arch) {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    LLVMInitializeNVPTXTargetInfo();
-    LLVMInitializeNVPTXTarget();
-    LLVMInitializeNVPTXTargetMC();
-    LLVMInitializeNVPTXAsmPrinter();
-  });
-  auto tm = device_target_machine(module, "nvptx64-nvidia-cuda", arch, std::nullopt, "target='cuda'");
-  optimize(module, *tm, opt_level());
-  return emit_code(module, *tm, llvm::CodeGenFileType::AssemblyFile);
-}
+const DeviceMachine nvptx = {"nvptx64-nvidia-cuda", std::nullopt, "target='cuda'",
+                              [] {
+                                LLVMInitializeNVPTXTargetInfo();
+                                LLVMInitializeNVPTXTarget();
+                                LLVMInitializeNVPTXTargetMC();
+                                LLVMInitializeNVPTXAsmPrinter();
+                              },
+                              llvm::CodeGenFileType::AssemblyFile};
 
 // PTX -> cubin with the toolkit's ptxas; "" when there is none (the driver then JIT-compiles PTX).
 std::string cubin_for(const std::string& ptx, const std::string& arch, const Toolkit& toolkit) {
@@ -226,7 +222,7 @@ std::string nvcc_binary() {
   throw CompileError("compiler='nvcc' needs nvcc: set PROTEUS_NVCC_BIN to its path or put nvcc on PATH");
 }
 
-CachedObject compile_with_nvcc(const CompileRequest& request, const std::string& arch) {
+Artifact compile_with_nvcc(const CompileRequest& request, const std::string& arch) {
   TempDir tmp;
   write_file_bytes(tmp.path + "/kernel.cu", request.source);
   std::vector<std::string> argv = {nvcc_binary(), "-cubin", "-arch=" + arch, "-O3", "-o", tmp.path + "/kernel.cubin"};
@@ -239,15 +235,15 @@ CachedObject compile_with_nvcc(const CompileRequest& request, const std::string&
       output.replace(at, tmp.path.size() + 10, request.source_name);
     throw CompileError("nvcc failed:\n" + output);
   }
-  CachedObject entry;
-  entry.object = read_file_bytes(tmp.path + "/kernel.cubin");
-  entry.functions.push_back(arch);
-  return entry;
+  Artifact entry;
+  entry.arch = arch;
+  entry.binary = read_file_bytes(tmp.path + "/kernel.cubin");
+  return entry;  // no entry_points: nvcc gives no IR to list them from; kernels are found by name
 }
 
 }  // namespace
 
-CachedObject cuda_codegen(llvm::Module& module, const std::string& arch);  // below
+Artifact cuda_codegen(llvm::Module& module, const std::string& arch);  // below
 
 std::string cuda_toolkit_description() {
   try {
@@ -262,9 +258,8 @@ std::string cuda_cache_context(const CompileRequest& request) {
   return arch + '\0' + (request.compiler == "nvcc" ? nvcc_binary() : cached_toolkit().description);
 }
 
-// One CUDA compile: the cubin in `object` (empty without ptxas), the PTX in `ptx`, the device IR in
-// `bitcode`, {arch, kernels...} in `functions`.
-CachedObject produce_cuda(const CompileRequest& request) {
+// One CUDA compile: the cubin (empty without ptxas), the PTX as its assembly, the device IR.
+Artifact produce_cuda(const CompileRequest& request) {
   std::string arch = cuda_arch();
   if (request.compiler == "nvcc") return compile_with_nvcc(request, arch);
   Toolkit toolkit = cached_toolkit();
@@ -276,14 +271,14 @@ CachedObject produce_cuda(const CompileRequest& request) {
   return produce_device(request, cuda, cuda_codegen, arch);
 }
 
-CachedObject cuda_codegen(llvm::Module& module, const std::string& arch) {
-  CachedObject entry;
-  entry.ptx = ptx_for(module, arch);
-  entry.object = cubin_for(entry.ptx, arch, cached_toolkit());
-  entry.functions.push_back(arch);
-  for (size_t at = entry.ptx.find(".entry "); at != std::string::npos; at = entry.ptx.find(".entry ", at + 1)) {
-    size_t start = at + 7, end = entry.ptx.find_first_of("( \n", start);
-    entry.functions.push_back(entry.ptx.substr(start, end - start));  // the kernels
+Artifact cuda_codegen(llvm::Module& module, const std::string& arch) {
+  Artifact entry;
+  entry.arch = arch;
+  entry.assembly = device_code(module, nvptx, arch);
+  entry.binary = cubin_for(entry.assembly, arch, cached_toolkit());
+  for (size_t at = entry.assembly.find(".entry "); at != std::string::npos; at = entry.assembly.find(".entry ", at + 1)) {
+    size_t start = at + 7, end = entry.assembly.find_first_of("( \n", start);
+    entry.entry_points.push_back(entry.assembly.substr(start, end - start));  // the kernels
   }
   return entry;
 }

@@ -10,14 +10,9 @@ namespace {
 
 class DeviceModule : public CompiledModule {
  public:
-  DeviceModule(const CachedObject& entry, DeviceRuntime& (*runtime)(), DeviceCodegen codegen, std::string key)
-      : binary_(entry.object), ptx_(entry.ptx), ir_(entry.bitcode), runtime_(runtime), codegen_(codegen),
-        key_(std::move(key)) {
-    if (!entry.functions.empty()) {
-      arch_ = entry.functions[0];
-      kernels_.assign(entry.functions.begin() + 1, entry.functions.end());
-    }
-  }
+  DeviceModule(const Artifact& entry, DeviceRuntime& (*runtime)(), DeviceCodegen codegen, std::string key)
+      : target_(entry.target), binary_(entry.binary), ptx_(entry.assembly), ir_(entry.bitcode), arch_(entry.arch),
+        kernels_(entry.entry_points), runtime_(runtime), codegen_(codegen), key_(std::move(key)) {}
   ~DeviceModule() override {
     if (module_) runtime_().unload(module_);
   }
@@ -67,12 +62,12 @@ class DeviceModule : public CompiledModule {
                              "', which a specialised copy could not share");
       return codegen(*module, arch);
     };
-    CachedObject entry = cached_or_produced(key, work, "specialising kernel '" + name + "'");
+    Artifact entry = cached_or_produced(key, target_, work, "specialising kernel '" + name + "'");
     return std::make_shared<DeviceModule>(entry, runtime_, codegen_, key);
   }
 
  private:
-  std::string binary_, ptx_, ir_, arch_;
+  std::string target_, binary_, ptx_, ir_, arch_;
   std::vector<std::string> kernels_;
   DeviceRuntime& (*runtime_)();
   DeviceCodegen codegen_;
@@ -109,12 +104,12 @@ void InitialiseOnce::ensure(const std::function<void()>& initialise) {
   }
 }
 
-std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, DeviceRuntime& (*runtime)(),
+std::shared_ptr<CompiledModule> make_device_module(const Artifact& entry, DeviceRuntime& (*runtime)(),
                                                    DeviceCodegen codegen, const std::string& key) {
   return std::make_shared<DeviceModule>(entry, runtime, codegen, key);
 }
 
-CachedObject produce_device(const CompileRequest& request, const LanguageFlags& language, DeviceCodegen codegen,
+Artifact produce_device(const CompileRequest& request, const LanguageFlags& language, DeviceCodegen codegen,
                             const std::string& arch) {
   auto context = new_context();
   int64_t started = wall_clock_ns();
@@ -127,7 +122,7 @@ CachedObject produce_device(const CompileRequest& request, const LanguageFlags& 
     llvm::raw_string_ostream os(ir);
     llvm::WriteBitcodeToFile(*module, os);
   }
-  CachedObject entry = codegen(*module, arch);
+  Artifact entry = codegen(*module, arch);
   entry.bitcode = std::move(ir);
   entry.reusable = snapshot_inputs(read_files, started, &entry.inputs);
   return entry;

@@ -57,25 +57,25 @@ class InitialiseOnce {
   std::string failure_;
 };
 
-// Device IR -> the target's binary: {binary, {arch, kernels...}, (IR), ptx}.
-using DeviceCodegen = CachedObject (*)(llvm::Module& module, const std::string& arch);
+// Device IR -> the target's code: an Artifact with arch, binary, entry_points (the kernels) and,
+// where the target has one, assembly.
+using DeviceCodegen = Artifact (*)(llvm::Module& module, const std::string& arch);
 
 // One device compile: C++ (with the target's language flags) or LLVM IR -> device IR (kept for
 // specialisation) -> the target's binary.
-CachedObject produce_device(const CompileRequest& request, const LanguageFlags& language, DeviceCodegen codegen,
+Artifact produce_device(const CompileRequest& request, const LanguageFlags& language, DeviceCodegen codegen,
                             const std::string& arch);
 
-// A compiled device module: `entry.object` is the binary (cubin / code object; may be empty when
-// PTX exists), `entry.ptx` the PTX (CUDA), `entry.bitcode` the device IR (for specialisation),
-// `entry.functions` = {arch, kernel names...}; `key` its cache key.
-std::shared_ptr<CompiledModule> make_device_module(const CachedObject& entry, DeviceRuntime& (*runtime)(),
+// A compiled device module from what its target made (entry.bitcode: the device IR, for
+// specialisation); `key` its cache key.
+std::shared_ptr<CompiledModule> make_device_module(const Artifact& entry, DeviceRuntime& (*runtime)(),
                                                    DeviceCodegen codegen, const std::string& key);
 
 // A GPU target (target.h): CUDA and HIP are this one class, differing in these functions.
 struct DeviceTargetSpec {
   const char* name;                                        // "cuda", "hip"
   std::string (*cache_context)(const CompileRequest&);     // the arch and toolkit that key a compile
-  CachedObject (*produce)(const CompileRequest&);          // the compile
+  Artifact (*produce)(const CompileRequest&);              // the compile
   DeviceRuntime& (*runtime)();                             // the driver / runtime, opened on first use
   DeviceCodegen codegen;                                   // device IR -> binary (for specialised variants)
   std::string (*description)();                            // what was found, for reports
@@ -86,8 +86,8 @@ class DeviceTarget : public Target {
   explicit DeviceTarget(const DeviceTargetSpec& spec) : spec_(spec) {}
   std::string name() const override { return spec_.name; }
   std::string cache_context(const CompileRequest& request) const override { return spec_.cache_context(request); }
-  CachedObject produce(const CompileRequest& request) const override { return spec_.produce(request); }
-  std::shared_ptr<CompiledModule> load(CachedObject entry, const std::string& key) const override {
+  Artifact produce(const CompileRequest& request) const override { return spec_.produce(request); }
+  std::shared_ptr<CompiledModule> load(Artifact entry, const std::string& key) const override {
     return make_device_module(entry, spec_.runtime, spec_.codegen, key);
   }
   std::string description() const override { return spec_.description(); }

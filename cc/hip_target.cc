@@ -76,19 +76,15 @@ std::string hip_arch() {
 // gfx9 GPUs run 64-wide wavefronts, gfx10 and later 32 (older HIP headers read this macro).
 int wavefront_size(const std::string& arch) { return arch.rfind("gfx9", 0) == 0 ? 64 : 32; }
 
-std::string object_for(llvm::Module& module, const std::string& arch) {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    LLVMInitializeAMDGPUTargetInfo();
-    LLVMInitializeAMDGPUTarget();
-    LLVMInitializeAMDGPUTargetMC();
-    LLVMInitializeAMDGPUAsmPrinter();
-    LLVMInitializeAMDGPUAsmParser();
-  });
-  auto tm = device_target_machine(module, "amdgcn-amd-amdhsa", arch, llvm::Reloc::PIC_, "target='hip'");
-  optimize(module, *tm, opt_level());
-  return emit_code(module, *tm, llvm::CodeGenFileType::ObjectFile);
-}
+const DeviceMachine amdgpu = {"amdgcn-amd-amdhsa", llvm::Reloc::PIC_, "target='hip'",
+                               [] {
+                                 LLVMInitializeAMDGPUTargetInfo();
+                                 LLVMInitializeAMDGPUTarget();
+                                 LLVMInitializeAMDGPUTargetMC();
+                                 LLVMInitializeAMDGPUAsmPrinter();
+                                 LLVMInitializeAMDGPUAsmParser();
+                               },
+                               llvm::CodeGenFileType::ObjectFile};
 
 // The AMDGPU object -> an HSA code object (a shared ELF), linked by lld in this process.
 std::string link_code_object(const std::string& object) {
@@ -181,7 +177,7 @@ class HipRuntime : public DeviceRuntime {
 
 }  // namespace
 
-CachedObject hip_codegen(llvm::Module& module, const std::string& arch);  // below
+Artifact hip_codegen(llvm::Module& module, const std::string& arch);  // below
 
 DeviceRuntime& hip_runtime() {
   static HipRuntime runtime;
@@ -201,8 +197,8 @@ std::string hip_cache_context(const CompileRequest&) {
   return hip_arch() + '\0' + rocm.description;
 }
 
-// One HIP compile: the code object in `object`, {arch, kernels...} in `functions`.
-CachedObject produce_hip(const CompileRequest& request) {
+// One HIP compile: the code object, its kernels, the device IR.
+Artifact produce_hip(const CompileRequest& request) {
   if (request.compiler == "nvcc") throw CompileError("compiler='nvcc' cannot compile for target='hip'; use compiler='clang'");
   std::string arch = hip_arch();
   Rocm rocm = cached_rocm();
@@ -218,13 +214,13 @@ CachedObject produce_hip(const CompileRequest& request) {
   return produce_device(request, hip, hip_codegen, arch);
 }
 
-CachedObject hip_codegen(llvm::Module& module, const std::string& arch) {
-  CachedObject entry;
-  entry.functions.push_back(arch);
+Artifact hip_codegen(llvm::Module& module, const std::string& arch) {
+  Artifact entry;
+  entry.arch = arch;
   for (const llvm::Function& fn : module)
     if (!fn.isDeclaration() && fn.getCallingConv() == llvm::CallingConv::AMDGPU_KERNEL)
-      entry.functions.push_back(fn.getName().str());
-  entry.object = link_code_object(object_for(module, arch));
+      entry.entry_points.push_back(fn.getName().str());
+  entry.binary = link_code_object(device_code(module, amdgpu, arch));
   return entry;
 }
 

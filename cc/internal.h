@@ -51,7 +51,7 @@ uint64_t pch_use_count();
 std::unique_ptr<llvm::Module> parse_ir_text(const CompileRequest& request, llvm::LLVMContext& context);
 std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context);
 
-struct CachedObject;
+struct Artifact;
 // call_thunk.cc: what thunks call with a C++ exception they caught (its mangled type name and,
 // for a std::exception, its what()); each module's JITDylib defines it for its code.
 void exception_caught(const char* mangled_type, const char* what);
@@ -60,8 +60,16 @@ void exception_caught(const char* mangled_type, const char* what);
 std::string variant_key(const std::string& base_key, const std::string& base_ir, const std::string& name,
                         const std::string& arg_codes, const std::vector<std::pair<unsigned, uint64_t>>& values);
 // `produce` runs contained (run_contained) and must own what it uses; `what` names it in messages.
-CachedObject cached_or_produced(const std::string& key, const std::function<CachedObject()>& produce,
-                                const std::string& what);
+// The result carries `target`'s name (the cache gives it back to that target only).
+Artifact cached_or_produced(const std::string& key, const std::string& target,
+                            const std::function<Artifact()>& produce, const std::string& what);
+
+// jit.cc: a host object linked into the process as a module of its own (the host target's load).
+std::shared_ptr<CompiledModule> link_host_module(const std::string& key, Artifact entry);
+// host_target.cc: the variant of `name` (a function in the kept bitcode of a host module) with the
+// given arguments folded to constants, compiled to link against that module.
+Artifact produce_host_variant(const std::string& base_bitcode, const std::string& name, const std::string& codes,
+                              const std::vector<std::pair<unsigned, uint64_t>>& values);
 
 // codegen.cc
 // A context for one compile. An error diagnostic that nothing else handles (LLVM would print it and
@@ -73,12 +81,17 @@ void optimize(llvm::Module& module, llvm::TargetMachine& tm, int level);
 void lower_static_constructors(llvm::Module& module);
 // The code of `module` for `tm`: an object or assembly (PTX); backend diagnostics become CompileError.
 std::string emit_code(llvm::Module& module, llvm::TargetMachine& tm, llvm::CodeGenFileType type);
-// A GPU target machine for `cpu`; sets the module's triple if it has none, else requires this one
-// (naming `target_option`, e.g. "target='cuda'"), and its data layout.
-std::unique_ptr<llvm::TargetMachine> device_target_machine(llvm::Module& module, const std::string& triple,
-                                                           const std::string& cpu,
-                                                           std::optional<llvm::Reloc::Model> relocation,
-                                                           const std::string& target_option);
+// How a GPU target's code is generated: the differences between targets are these fields.
+struct DeviceMachine {
+  const char* triple;                            // "nvptx64-nvidia-cuda"
+  std::optional<llvm::Reloc::Model> relocation;  // none: the target's default
+  const char* target_option;                     // how the user names it, for messages: "target='cuda'"
+  void (*initialise)();                          // registers the LLVM target (run once)
+  llvm::CodeGenFileType output;                  // assembly (PTX) or an object
+};
+// A device module -> its code for `arch`: the module gets the machine's triple if it has none (else
+// it must have it) and data layout, is optimised at PROTEUS_OPT_LEVEL, then emitted.
+std::string device_code(llvm::Module& module, const DeviceMachine& machine, const std::string& arch);
 inline constexpr const char* kInitFunction = "__proteus_module_init";
 // Bitcode a module kept -> a module again in `context`; CompileError naming `what` if it cannot.
 std::unique_ptr<llvm::Module> reload_bitcode(const std::string& bitcode, llvm::LLVMContext& context,
@@ -151,7 +164,15 @@ void install_engine_handlers();
 // waits, calling the wait hook every 50 ms; Ctrl-C (the hook) or `timeout_seconds` (> 0) give up
 // waiting (CompileCancelled / CompileTimeout) and the worker stops at its next checkpoint. `work`
 // must own what it uses: it may outlive this call. `what` ("compiling source.cpp") names it in messages.
-CachedObject run_contained(std::function<CachedObject()> work, const std::string& what, double timeout_seconds);
+void run_contained_job(std::function<void()> work, const std::string& what, double timeout_seconds);
+// The same for work with a result: the value `work` returns. The result lives with the work, which
+// may outlive a caller that gave up.
+template <typename Work>
+auto run_contained(Work work, const std::string& what, double timeout_seconds) -> decltype(work()) {
+  auto result = std::make_shared<decltype(work())>();
+  run_contained_job([result, work = std::move(work)]() mutable { *result = work(); }, what, timeout_seconds);
+  return std::move(*result);
+}
 // Ends the contained work now with CompileError(reason) (outside contained work: throws it). For
 // failures deep inside LLVM, where unwinding a C++ exception through its frames is not safe.
 [[noreturn]] void fail_contained(const std::string& reason);

@@ -1,5 +1,6 @@
-// The process-wide ORC LLJIT, one JITDylib per compiled module, the caches (keys, memory, disk),
-// and the host target (C++/IR -> object, specialised variants). Call thunks: call_thunk.cc.
+// The engine core: the process-wide ORC LLJIT with one JITDylib per host module, and the caches
+// (keys, memory, disk) in front of every target. The targets themselves: host_target.cc and the
+// device targets (cc/target.h); call thunks: call_thunk.cc.
 #include <array>
 #include <atomic>
 #include <cstring>
@@ -15,9 +16,6 @@
 #include "llvm/ExecutionEngine/Orc/ObjectLinkingLayer.h"
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
-#include "llvm/Bitcode/BitcodeWriter.h"
-#include "llvm/IR/Constants.h"
-#include "llvm/IR/Verifier.h"
 #include "llvm/Support/SHA256.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/Triple.h"
@@ -237,123 +235,36 @@ struct MemoryEntry {
 std::mutex cache_mutex;
 std::unordered_map<std::string, MemoryEntry> memory_cache;
 
-// Frontend + optimisation + codegen: the object and the functions to link eagerly.
-CachedObject produce_object(const CompileRequest& request) {
-  Jit::get();
-  auto context = new_context();
-  int64_t started = wall_clock_ns();
-  std::vector<std::string> read_files;
-  std::unique_ptr<llvm::Module> module = request.frontend == "cpp"
-                                             ? compile_cpp(request, *context, LanguageFlags(), &read_files)
-                                             : parse_ir(request, *context);
-  if (request.verify) {
-    std::string problems;
-    llvm::raw_string_ostream os(problems);
-    if (llvm::verifyModule(*module, &os)) throw CompileError("the generated LLVM IR is invalid:\n" + problems);
-  }
-  checkpoint();
-  CachedObject entry;
-  for (const llvm::Function& fn : *module)
-    if (!fn.isDeclaration() && !fn.hasLocalLinkage() && !fn.hasAvailableExternallyLinkage())
-      entry.functions.push_back(fn.getName().str());
-  {
-    llvm::raw_string_ostream os(entry.bitcode);
-    llvm::WriteBitcodeToFile(*module, os);
-  }
-  lower_static_constructors(*module);
-  auto tm = host_target_machine();
-  checkpoint();
-  entry.object = emit_code(*module, *tm, llvm::CodeGenFileType::ObjectFile);
-  entry.reusable = snapshot_inputs(read_files, started, &entry.inputs);
-  return entry;
-}
-
 // The compiled result for `key`: from the persistent cache, or from `produce` (then stored).
 // `produce` runs contained (run_contained): it must own what it uses.
-CachedObject load_or_produce(const std::string& key, const std::function<CachedObject()>& produce,
-                             const std::string& what, double timeout = 0) {
+// The result is stamped with `target`: the persistent cache gives it back to that target only.
+Artifact load_or_produce(const std::string& key, const std::string& target, const std::function<Artifact()>& produce,
+                         const std::string& what, double timeout = 0) {
   ObjectCache* cache = ObjectCache::current();  // throws CacheError for an unsafe directory
   if (cache) {
     // An entry whose headers changed since is stale: compiled again, and replaced.
-    if (std::optional<CachedObject> entry = cache->load(key); entry && inputs_unchanged(entry->inputs)) {
+    if (std::optional<Artifact> entry = cache->load(key, target); entry && inputs_unchanged(entry->inputs)) {
       disk_hits++;
       return std::move(*entry);
     }
     disk_misses++;
   }
   frontend_runs++;
-  CachedObject entry = run_contained(produce, what, timeout);
+  Artifact entry = run_contained(produce, what, timeout);
+  entry.target = target;
   if (cache && entry.reusable) cache->store(key, entry);
   return entry;
 }
 
 // Links a host object into a new JITDylib (linking against `base`, if given).
-std::shared_ptr<JitModule> link_module(const std::string& key, CachedObject entry, std::shared_ptr<JitModule> base = nullptr) {
+std::shared_ptr<JitModule> link_module(const std::string& key, Artifact entry, std::shared_ptr<JitModule> base = nullptr) {
   auto jit_module = std::make_shared<JitModule>(std::move(base));
   run_with_large_stack([&] {  // static constructors run here
-    jit_module->link(llvm::MemoryBuffer::getMemBufferCopy(entry.object, "proteus-object"), entry.functions);
+    jit_module->link(llvm::MemoryBuffer::getMemBufferCopy(entry.binary, "proteus-object"), entry.entry_points);
   });
   jit_module->key = key;
   jit_module->bitcode = std::move(entry.bitcode);
   return jit_module;
-}
-
-// The variant of `name` in `base`'s IR with the given arguments replaced by constants. Everything
-// else the function uses (other functions, globals) stays the base module's: the variant's module
-// declares them and links against the base. Mutable globals with internal linkage cannot be
-// shared that way, so a function using them is not specialised (CompileError).
-CachedObject produce_variant(const JitModule& base, const std::string& name, const std::string& codes,
-                             const std::vector<std::pair<unsigned, uint64_t>>& values) {
-  auto context = new_context();
-  std::unique_ptr<llvm::Module> module = reload_bitcode(base.bitcode, *context, "the module's IR");
-  llvm::Function* fn = module->getFunction(name);
-  if (!fn || fn->isDeclaration()) throw SymbolNotFound("function '" + name + "' is not defined in the module's IR");
-  if (fn->arg_size() != codes.size())
-    throw CompileError("function '" + name + "' takes " + std::to_string(fn->arg_size()) + " arguments, argtypes give " +
-                       std::to_string(codes.size()));
-  fold_arguments(*fn, values);
-  if (auto* ctors = module->getNamedGlobal("llvm.global_ctors")) ctors->eraseFromParent();
-  if (auto* dtors = module->getNamedGlobal("llvm.global_dtors")) dtors->eraseFromParent();
-  for (llvm::Function& other : *module) {
-    if (&other == fn || other.isDeclaration() || other.hasLocalLinkage()) continue;
-    other.deleteBody();  // now a declaration, resolved in the base module
-    other.setComdat(nullptr);
-  }
-  // Drop what the variant no longer uses, then only what `fn` reaches is left to check.
-  erase_unused(*module, fn, /*internal_globals_only=*/true);
-  for (llvm::GlobalVariable& gv : module->globals()) {
-    if (gv.isDeclaration() || gv.getName().starts_with("llvm.")) continue;
-    if (gv.hasLocalLinkage() && !gv.isConstant())
-      throw CompileError("'" + name + "' uses the internal mutable global '" + gv.getName().str() +
-                         "', which a specialised copy could not share");
-    if (!gv.hasLocalLinkage()) {  // the base module's definition is the one
-      gv.setInitializer(nullptr);
-      gv.setLinkage(llvm::GlobalValue::ExternalLinkage);
-      gv.setComdat(nullptr);
-    }
-  }
-  for (llvm::GlobalAlias& alias : llvm::make_early_inc_range(module->aliases())) {
-    if (alias.hasLocalLinkage()) continue;
-    auto* decl = new llvm::GlobalVariable(*module, alias.getValueType(), false, llvm::GlobalValue::ExternalLinkage,
-                                          nullptr, "");
-    decl->takeName(&alias);
-    alias.replaceAllUsesWith(decl);
-    alias.eraseFromParent();
-  }
-  // What still refers to `fn` is `fn` itself: recursive calls, or its own address. In this copy they
-  // would reach the specialised code with other values than the folded ones (a recursive fib(n - 1)
-  // would compute fib(n) again): such a function keeps its generic code.
-  if (!fn->use_empty())
-    throw CompileError("'" + name + "' calls itself or uses its own address, which a copy with folded arguments "
-                       "would get wrong");
-  fn->setLinkage(llvm::GlobalValue::ExternalLinkage);
-  fn->setComdat(nullptr);
-  auto tm = host_target_machine();
-  optimize(*module, *tm, opt_level() == 0 ? 2 : opt_level());
-  CachedObject entry;
-  entry.functions.push_back(name);
-  entry.object = emit_code(*module, *tm, llvm::CodeGenFileType::ObjectFile);
-  return entry;
 }
 
 std::shared_ptr<CompiledModule> JitModule::variant(const std::string& name, const std::string& arg_codes,
@@ -361,31 +272,24 @@ std::shared_ptr<CompiledModule> JitModule::variant(const std::string& name, cons
   if (bitcode.empty()) throw CompileError("this module cannot be specialised (no IR kept)");
   std::shared_ptr<JitModule> base = shared_from_this();
   std::string key = variant_key(base->key, base->bitcode, name, arg_codes, values);
-  CachedObject entry = cached_or_produced(
-      key, [base, name, arg_codes, values] { return produce_variant(*base, name, arg_codes, values); },
+  Artifact entry = cached_or_produced(
+      key, "host", [bitcode = base->bitcode, name, arg_codes, values] {
+        return produce_host_variant(bitcode, name, arg_codes, values);
+      },
       "specialising '" + name + "'");
   return link_module(key, std::move(entry), base);
 }
 
-// The host: this process's CPU. Its compiles are linked into the process by the JIT above.
-class HostTarget : public Target {
- public:
-  std::string name() const override { return "host"; }
-  std::string cache_context(const CompileRequest&) const override { return ""; }  // the CPU is in every key
-  CachedObject produce(const CompileRequest& request) const override { return produce_object(request); }
-  std::shared_ptr<CompiledModule> load(CachedObject entry, const std::string& key) const override {
-    return link_module(key, std::move(entry));
-  }
-};
-const HostTarget host_target;
-const bool host_registered = register_target(host_target);
-
 }  // namespace
 
-CachedObject cached_or_produced(const std::string& key, const std::function<CachedObject()>& produce,
-                                const std::string& what) {
+Artifact cached_or_produced(const std::string& key, const std::string& target, const std::function<Artifact()>& produce,
+                            const std::string& what) {
   compiles++;
-  return load_or_produce(key, produce, what);
+  return load_or_produce(key, target, produce, what);
+}
+
+std::shared_ptr<CompiledModule> link_host_module(const std::string& key, Artifact entry) {
+  return link_module(key, std::move(entry));
 }
 
 std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
@@ -416,8 +320,9 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
       return alive;
     }
   }
-  CachedObject entry = load_or_produce(
-      key, [request, target] { return target->produce(request); }, "compiling " + request.source_name, request.timeout);
+  Artifact entry = load_or_produce(
+      key, target->name(), [request, target] { return target->produce(request); }, "compiling " + request.source_name,
+      request.timeout);
   auto inputs = std::make_shared<const std::vector<InputFile>>(entry.inputs);
   bool reusable = entry.reusable;
   std::shared_ptr<CompiledModule> module = target->load(std::move(entry), key);

@@ -23,11 +23,12 @@ namespace proteus {
 namespace {
 
 constexpr char kMagic[8] = {'P', 'R', 'O', 'T', 'E', 'U', 'S', 'O'};
-constexpr uint32_t kFormat = 4;  // 4: entries record the files the compile read
+constexpr uint32_t kFormat = 5;  // 4: entries record the files the compile read; 5: typed artifacts
 constexpr const char* kSuffix = ".pobj";
 
 // Entry layout: magic[8] format:u32 key[64 hex] payload_len:u64 sha256(payload)[32] payload
-// payload: n_functions:u32 (len:u32 name)* object_len:u64 object bitcode_len:u64 bitcode ptx_len:u64 ptx
+// payload: target arch binary assembly (as string: len:u64 bytes), n_entry_points:u32 (len:u32 name)*,
+//          bitcode (string), n_inputs:u32 (len:u32 path, digest[32], size dev ino mtime ctime: u64)*
 struct Writer {
   std::string out;
   void u32(uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
@@ -165,7 +166,7 @@ ObjectCache* ObjectCache::current() {
 
 std::string ObjectCache::path_for(const std::string& key_hex) const { return dir_ + "/" + key_hex + kSuffix; }
 
-std::optional<CachedObject> ObjectCache::load(const std::string& key_hex) {
+std::optional<Artifact> ObjectCache::load(const std::string& key_hex, const std::string& target) {
   std::string data;
   struct stat st;
   std::string path = path_for(key_hex);
@@ -186,12 +187,11 @@ std::optional<CachedObject> ObjectCache::load(const std::string& key_hex) {
   std::string payload = data.substr(r.pos);
   if (sha256(payload) != std::string(checksum, 32)) return std::nullopt;
   Reader p{payload};
-  CachedObject entry;
+  Artifact entry;
+  for (std::string* field : {&entry.target, &entry.arch, &entry.binary, &entry.assembly}) *field = p.bytes(p.u64());
   uint32_t n = p.u32();
-  for (uint32_t i = 0; i < n && p.ok; ++i) entry.functions.push_back(p.bytes(p.u32()));
-  entry.object = p.bytes(p.u64());
+  for (uint32_t i = 0; i < n && p.ok; ++i) entry.entry_points.push_back(p.bytes(p.u32()));
   entry.bitcode = p.bytes(p.u64());
-  entry.ptx = p.bytes(p.u64());
   uint32_t inputs = p.u32();
   for (uint32_t i = 0; i < inputs && p.ok; ++i) {
     InputFile file;
@@ -204,25 +204,25 @@ std::optional<CachedObject> ObjectCache::load(const std::string& key_hex) {
     file.ctime_ns = int64_t(p.u64());
     entry.inputs.push_back(std::move(file));
   }
-  if (!p.ok || p.pos != payload.size()) return std::nullopt;
+  if (!p.ok || p.pos != payload.size() || entry.target != target) return std::nullopt;
   // LRU: a hit makes the entry young again.
   utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
   return entry;
 }
 
-void ObjectCache::store(const std::string& key_hex, const CachedObject& entry) {
+void ObjectCache::store(const std::string& key_hex, const Artifact& entry) {
   Writer payload;
-  payload.u32(static_cast<uint32_t>(entry.functions.size()));
-  for (const auto& f : entry.functions) {
-    payload.u32(static_cast<uint32_t>(f.size()));
-    payload.bytes(f);
+  for (const std::string* field : {&entry.target, &entry.arch, &entry.binary, &entry.assembly}) {
+    payload.u64(field->size());
+    payload.bytes(*field);
   }
-  payload.u64(entry.object.size());
-  payload.bytes(entry.object);
+  payload.u32(static_cast<uint32_t>(entry.entry_points.size()));
+  for (const auto& name : entry.entry_points) {
+    payload.u32(static_cast<uint32_t>(name.size()));
+    payload.bytes(name);
+  }
   payload.u64(entry.bitcode.size());
   payload.bytes(entry.bitcode);
-  payload.u64(entry.ptx.size());
-  payload.bytes(entry.ptx);
   payload.u32(static_cast<uint32_t>(entry.inputs.size()));
   for (const InputFile& file : entry.inputs) {
     payload.u32(static_cast<uint32_t>(file.path.size()));

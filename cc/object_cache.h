@@ -22,13 +22,19 @@ struct InputFile {
   int64_t mtime_ns = 0, ctime_ns = 0;
 };
 
-struct CachedObject {
-  std::string object;                  // host: ELF relocatable object; cuda: cubin ("" = PTX only); hip: code object
-  std::vector<std::string> functions;  // host: names to link eagerly; GPU: {arch, kernel names...}
-  std::string bitcode;                 // the optimised IR (for specialisation)
-  std::string ptx;                     // cuda: the PTX
-  std::vector<InputFile> inputs;       // what the compile read: the result is valid while they are unchanged
-  bool reusable = true;                // false: an input changed during the compile; used once, never cached
+// What a compile made, as the caches keep it (ARCHITECTURE 6, "Artifacts"). Every field means the
+// same for every target; `target` says whose it is, and the persistent cache gives an entry only
+// to the target that made it.
+struct Artifact {
+  std::string target;                     // the Target that made it: "host", "cuda", "hip"
+  std::string arch;                       // the device it is for ("sm_90", "gfx90a"); "" for the host
+  std::string binary;                     // what is loaded: ELF relocatable object (host), cubin (cuda; ""
+                                          // without ptxas: the driver compiles `assembly`), code object (hip)
+  std::string assembly;                   // the device assembly, where the target has one (cuda: PTX)
+  std::vector<std::string> entry_points;  // host: the functions linked eagerly; GPU: the kernels
+  std::string bitcode;                    // the IR it was made from (host: optimised): variants, Module.ir
+  std::vector<InputFile> inputs;          // what the compile read: the result is valid while they are unchanged
+  bool reusable = true;                   // false: an input changed during the compile; used once, never cached
 };
 
 // inputs.cc: recording and checking the files a compile read.
@@ -44,8 +50,10 @@ class ObjectCache {
   // CacheError if the directory is unsafe (owned by another user, writable by group/others).
   static ObjectCache* current();
 
-  std::optional<CachedObject> load(const std::string& key_hex);
-  void store(const std::string& key_hex, const CachedObject& entry);
+  // The entry stored under the key by `target`; nothing (a miss) for a missing, damaged, foreign
+  // or older-format entry, or one another target made.
+  std::optional<Artifact> load(const std::string& key_hex, const std::string& target);
+  void store(const std::string& key_hex, const Artifact& entry);
   CacheInfo info();
   uint64_t clear();
   const std::string& directory() const { return dir_; }

@@ -114,12 +114,14 @@ TEST(every_setting_is_documented_once) {
 
 // --- the object cache file format ------------------------------------------------------------------
 
-proteus::CachedObject sample_entry() {
-  proteus::CachedObject entry;
-  entry.object = std::string("\x7f" "ELF object bytes\0with a NUL", 27);
-  entry.functions = {"f", "g"};
+proteus::Artifact sample_entry() {
+  proteus::Artifact entry;
+  entry.target = "cuda";
+  entry.arch = "sm_90";
+  entry.binary = std::string("\x7f" "ELF object bytes\0with a NUL", 27);
+  entry.assembly = ".version 8.0";
+  entry.entry_points = {"f", "g"};
   entry.bitcode = "BC\xc0\xde...";
-  entry.ptx = ".version 8.0";
   proteus::InputFile header;
   header.path = "/usr/include/stdio.h";
   header.digest = std::string(32, 'd');
@@ -137,9 +139,12 @@ TEST(cache_entries_round_trip_and_damage_is_a_miss) {
   CHECK(cache != nullptr);
   std::string key(64, 'a'), other(64, 'b');
   cache->store(key, sample_entry());
-  std::optional<proteus::CachedObject> loaded = cache->load(key);
-  CHECK(loaded && loaded->object == sample_entry().object && loaded->functions == sample_entry().functions &&
-        loaded->bitcode == sample_entry().bitcode && loaded->ptx == sample_entry().ptx);
+  std::optional<proteus::Artifact> loaded = cache->load(key, "cuda");
+  proteus::Artifact sample = sample_entry();
+  CHECK(loaded && loaded->target == "cuda" && loaded->arch == sample.arch && loaded->binary == sample.binary &&
+        loaded->assembly == sample.assembly && loaded->entry_points == sample.entry_points &&
+        loaded->bitcode == sample.bitcode);
+  CHECK(!cache->load(key, "host"));  // another target's entry is never this one's
   CHECK(loaded && loaded->inputs.size() == 1 && loaded->inputs[0].path == "/usr/include/stdio.h" &&
         loaded->inputs[0].size == 1234 && loaded->inputs[0].mtime_ns == 42);
   std::string path = dir + "/" + key + ".pobj";
@@ -156,15 +161,19 @@ TEST(cache_entries_round_trip_and_damage_is_a_miss) {
   std::string flipped = bytes;
   flipped[flipped.size() - 3] ^= 0x20;  // payload byte: the checksum no longer matches
   write(key, flipped);
-  CHECK(!cache->load(key));
+  CHECK(!cache->load(key, "cuda"));
   write(key, bytes.substr(0, bytes.size() / 2));  // truncated
-  CHECK(!cache->load(key));
+  CHECK(!cache->load(key, "cuda"));
   write(other, bytes);  // another key's entry under this name
-  CHECK(!cache->load(other));
+  CHECK(!cache->load(other, "cuda"));
   write(key, "");
-  CHECK(!cache->load(key));
+  CHECK(!cache->load(key, "cuda"));
+  std::string older = bytes;
+  older[8] = 4;  // the format before typed artifacts: a miss, not an error
+  write(key, older);
+  CHECK(!cache->load(key, "cuda"));
   write(key, bytes);  // intact again
-  CHECK(cache->load(key).has_value());
+  CHECK(cache->load(key, "cuda").has_value());
   CHECK(proteus::clear_cache() == 2);
 }
 
@@ -225,28 +234,29 @@ TEST(only_the_linked_targets_exist_and_an_unknown_one_is_an_error) {
 // --- containment -------------------------------------------------------------------------------------
 
 TEST(contained_work_returns_throws_crashes_and_times_out) {
-  proteus::CachedObject made = proteus::run_contained(
+  proteus::Artifact made = proteus::run_contained(
       [] {
-        proteus::CachedObject entry;
-        entry.object = "made";
+        proteus::Artifact entry;
+        entry.binary = "made";
         return entry;
       },
       "unit work", 0);
-  CHECK(made.object == "made");
+  CHECK(made.binary == "made");
+  CHECK(proteus::run_contained([] { return std::string("text"); }, "unit work", 0) == "text");
   CHECK(thrown<proteus::CompileError>([] {
-          proteus::run_contained([]() -> proteus::CachedObject { throw proteus::CompileError("bad input"); }, "unit work", 0);
+          proteus::run_contained([]() -> proteus::Artifact { throw proteus::CompileError("bad input"); }, "unit work", 0);
         }) == "bad input");
   std::string crash = thrown<proteus::CompileError>([] {
-    proteus::run_contained([]() -> proteus::CachedObject { raise(SIGSEGV); return {}; }, "crashing work", 0);
+    proteus::run_contained([]() -> proteus::Artifact { raise(SIGSEGV); return {}; }, "crashing work", 0);
   });
   CHECK(contains(crash, "SIGSEGV") && contains(crash, "crashing work"));
   std::string fatal = thrown<proteus::CompileError>([] {
-    proteus::run_contained([]() -> proteus::CachedObject { proteus::fail_contained("deep failure"); }, "unit work", 0);
+    proteus::run_contained([]() -> proteus::Artifact { proteus::fail_contained("deep failure"); }, "unit work", 0);
   });
   CHECK(fatal == "deep failure (while unit work)");
   std::string late = thrown<proteus::CompileTimeout>([] {
     proteus::run_contained(
-        []() -> proteus::CachedObject {
+        []() -> proteus::Artifact {
           for (;;) {
             proteus::checkpoint();
             usleep(1000);
