@@ -41,9 +41,14 @@ def c_string_list(strings):
     """A C initializer-list body of string literals for a define: "a","b" (no spaces: one token)."""
     return ",".join([c_string(s) for s in strings])
 
-def runtime_library_defines(target):
-    """The engine target's define: the GPU runtime library it opens, in the order the probe tries them."""
-    return ["PROTEUS_RUNTIME_LIBRARIES=" + c_string_list(BACKENDS[BACKEND_OF_TARGET[target]].runtime_libraries)]
+def target_defines(target):
+    """The engine target's defines: the GPU runtime library it opens, in the order the probe tries
+    them, and the distribution that ships it (named in its messages)."""
+    facts = BACKENDS[BACKEND_OF_TARGET[target]]
+    return [
+        "PROTEUS_RUNTIME_LIBRARIES=" + c_string_list(facts.runtime_libraries),
+        "PROTEUS_TARGET_DISTRIBUTION=" + c_string(facts.distribution),
+    ]
 
 def engine_defines(kind):
     """What the Python module of backend `kind` is compiled with: its distribution, its GPU targets,

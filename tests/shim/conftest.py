@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -55,23 +56,32 @@ BROKEN_KINDS = (
 )
 
 
-def _find_backend_package_source() -> Path:
-    """backends/common/backend_package.py, in the source tree or in Bazel runfiles."""
-    candidates = [Path(PROTEUS_ROOT) / "backends" / "common" / "backend_package.py"]
+def find_source(relative: str) -> Path:
+    """A file of the repository (e.g. "backends/facts.bzl"), in the source tree or in Bazel runfiles."""
+    candidates = [Path(PROTEUS_ROOT) / relative]
     here = Path(__file__).resolve()
-    candidates += [p / "backends" / "common" / "backend_package.py" for p in here.parents]
+    candidates += [p / relative for p in here.parents]
     for var in ("RUNFILES_DIR", "TEST_SRCDIR"):
         if os.environ.get(var):
             base = Path(os.environ[var])
-            candidates += [base / "_main" / "backends" / "common" / "backend_package.py"]
-            candidates += list(base.glob("*/backends/common/backend_package.py"))
+            candidates += [base / "_main" / relative]
+            candidates += list(base.glob("*/" + relative))
     for c in candidates:
         if c.is_file():
             return c
-    raise FileNotFoundError("backends/common/backend_package.py not found; searched: " + ", ".join(map(str, candidates)))
+    raise FileNotFoundError(relative + " not found; searched: " + ", ".join(map(str, candidates)))
 
 
-BACKEND_PACKAGE_SOURCE = _find_backend_package_source().read_text(encoding="utf-8")
+BACKEND_PACKAGE_SOURCE = find_source("backends/common/backend_package.py").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def backend_facts() -> dict:
+    """backends/facts.bzl's BACKENDS (Starlark that is also Python, with struct as a namespace)."""
+    scope = {"struct": types.SimpleNamespace}
+    exec(find_source("backends/facts.bzl").read_text(encoding="utf-8"), scope)
+    return scope["BACKENDS"]
+
 
 NATIVE_TEMPLATE = '''\
 """Fake native module of the {kind} backend (stands in for the compiled extension)."""

@@ -13,6 +13,13 @@ print(json.dumps({"kind": proteus.active_backend, "variant": proteus.active_back
 """
 
 
+def test_the_shim_names_the_distributions_backends_facts_state(backend_facts):
+    # The shim names the wheel to install in its messages; backends/facts.bzl builds those wheels.
+    from proteus import _backend
+
+    assert _backend.DISTRIBUTIONS == {kind: facts.distribution for kind, facts in backend_facts.items()}
+
+
 def test_priorities_come_from_the_backends(fake_env):
     for kind in ("host", "cuda", "rocm"):
         fake_env.add(kind)
