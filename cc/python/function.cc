@@ -55,7 +55,8 @@ PyTypeObject FunctionType;
 PyObject* ctypes_data_classes = nullptr;     // tuple: any ctypes instance (its memory is the buffer)
 PyObject* ctypes_pointer_classes = nullptr;  // tuple: instances whose value is an address
 PyObject* str_data_ptr = nullptr;
-PyObject* str_array_interface = nullptr;
+PyObject* str_array_interface = nullptr;       // host memory
+PyObject* str_cuda_array_interface = nullptr;  // device memory (CuPy, Numba, PyTorch)
 PyObject* str_data = nullptr;
 
 bool load_ctypes() {
@@ -82,9 +83,12 @@ bool from_int_object(PyObject* value, uint64_t* out) {
   return true;
 }
 
-bool pointer_type_error() {
+bool pointer_type_error(Memory memory) {
   PyErr_SetString(PyExc_TypeError,
-                  "pointer argument must be an int, None, data_ptr() object, __array_interface__ object, or ctypes object");
+                  memory == Memory::host
+                      ? "pointer argument must be an int, None, data_ptr() object, __array_interface__ object, "
+                        "buffer or ctypes object"
+                      : "pointer argument must be an int, None, data_ptr() object, or __cuda_array_interface__ object");
   return false;
 }
 
@@ -152,7 +156,7 @@ bool convert_scalar(char code, PyObject* obj, uint64_t* slot, Py_ssize_t index) 
 namespace {
 
 bool convert(char code, PyObject* obj, uint64_t* slot, Py_ssize_t index, HeldBuffers* held) {
-  return code == 'p' ? host_pointer(obj, slot, held) : convert_scalar(code, obj, slot, index);
+  return code == 'p' ? pointer_argument(obj, Memory::host, slot, held) : convert_scalar(code, obj, slot, index);
 }
 
 PyObject* box(char code, uint64_t raw) {
@@ -369,7 +373,7 @@ Py_buffer* HeldBuffers::slot() {
 
 void HeldBuffers::keep() { ++(inline_kept_ < 2 ? inline_kept_ : more_kept_); }
 
-bool host_pointer(PyObject* obj, uint64_t* out, HeldBuffers* held) {
+bool pointer_argument(PyObject* obj, Memory memory, uint64_t* out, HeldBuffers* held) {
   if (PyLong_Check(obj)) return from_int_object(obj, out);
   if (obj == Py_None) {
     *out = 0;
@@ -378,6 +382,7 @@ bool host_pointer(PyObject* obj, uint64_t* out, HeldBuffers* held) {
   if (!str_data_ptr) {
     str_data_ptr = PyUnicode_InternFromString("data_ptr");
     str_array_interface = PyUnicode_InternFromString("__array_interface__");
+    str_cuda_array_interface = PyUnicode_InternFromString("__cuda_array_interface__");
     str_data = PyUnicode_InternFromString("data");
   }
   PyObject* method = nullptr;
@@ -386,21 +391,25 @@ bool host_pointer(PyObject* obj, uint64_t* out, HeldBuffers* held) {
     PyObject* value = PyObject_CallNoArgs(method);
     Py_DECREF(method);
     if (!value) return false;
-    bool ok = PyLong_Check(value) ? from_int_object(value, out) : pointer_type_error();
+    bool ok = PyLong_Check(value) ? from_int_object(value, out) : pointer_type_error(memory);
     Py_DECREF(value);
     return ok;
   }
   PyObject* iface = nullptr;
-  if (optional_attr(obj, str_array_interface, &iface) < 0) return false;
-  if (iface) {
+  PyObject* interface_name = memory == Memory::host ? str_array_interface : str_cuda_array_interface;
+  if (optional_attr(obj, interface_name, &iface) < 0) return false;
+  if (iface) {  // {"data": (address, read_only), ...}; a null address may be None in the CUDA one
     PyObject* data = PyDict_Check(iface) ? PyDict_GetItemWithError(iface, str_data) : nullptr;  // borrowed
-    bool ok = data && PyTuple_Check(data) && PyTuple_GET_SIZE(data) >= 1 && PyLong_Check(PyTuple_GET_ITEM(data, 0))
-                  ? from_int_object(PyTuple_GET_ITEM(data, 0), out)
-                  : (PyErr_Occurred() ? false : pointer_type_error());
+    PyObject* address = data && PyTuple_Check(data) && PyTuple_GET_SIZE(data) >= 1 ? PyTuple_GET_ITEM(data, 0) : nullptr;
+    bool ok = address && address == Py_None ? (*out = 0, true)
+              : address && PyLong_Check(address) ? from_int_object(address, out)
+                                                 : false;
+    if (!ok && !PyErr_Occurred())
+      PyErr_Format(PyExc_TypeError, "pointer argument's %U has no 'data': (address, read_only) tuple", interface_name);
     Py_DECREF(iface);
     return ok;
   }
-  if (PyObject_CheckBuffer(obj)) {
+  if (memory == Memory::host && PyObject_CheckBuffer(obj)) {  // host memory only: never passed to a GPU
     if (!load_ctypes()) return false;
     Py_buffer local;
     Py_buffer* view = held ? held->slot() : &local;
@@ -420,7 +429,7 @@ bool host_pointer(PyObject* obj, uint64_t* out, HeldBuffers* held) {
     *out = address;
     return true;
   }
-  return pointer_type_error();
+  return pointer_type_error(memory);
 }
 
 bool add_function_type(PyObject* module) {

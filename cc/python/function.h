@@ -96,8 +96,12 @@ class HeldBuffers {
   std::unique_ptr<std::deque<Py_buffer>> more_;
 };
 
-// Host pointer argument -> address. False with TypeError set if the object is not a pointer source.
+// Where a pointer argument points: host memory (functions) or GPU memory (kernels). The two accept
+// the same objects but for the array interface they read (__array_interface__ or
+// __cuda_array_interface__); only host pointers take buffer-protocol and ctypes objects.
+enum class Memory { host, device };
+// Pointer argument -> address. False with TypeError set if the object is not a pointer source.
 // With `held`, a buffer-protocol object's export is kept there until the call is over.
-bool host_pointer(PyObject* obj, uint64_t* out, HeldBuffers* held = nullptr);
+bool pointer_argument(PyObject* obj, Memory memory, uint64_t* out, HeldBuffers* held = nullptr);
 
 }  // namespace proteus_py

@@ -76,19 +76,6 @@ void launch_dims(py::handle value, const char* what, unsigned out[3]) {
   }
 }
 
-uint64_t device_pointer(py::handle obj) {
-  if (obj.is_none()) return 0;
-  if (py::isinstance<py::int_>(obj)) return obj.cast<uint64_t>();
-  if (py::hasattr(obj, "data_ptr")) return obj.attr("data_ptr")().cast<uint64_t>();
-  if (py::hasattr(obj, "__cuda_array_interface__")) {
-    py::dict iface = obj.attr("__cuda_array_interface__");
-    py::tuple data = iface["data"];
-    if (data.size() == 0) throw py::type_error("__cuda_array_interface__ data tuple is empty");
-    return data[0].is_none() ? 0 : data[0].cast<uint64_t>();
-  }
-  throw py::type_error("pointer argument must be an int, None, data_ptr() object, or __cuda_array_interface__ object");
-}
-
 void* stream_handle(py::handle stream) {
   if (stream.is_none()) return nullptr;
   if (py::isinstance<py::int_>(stream)) return reinterpret_cast<void*>(stream.cast<uintptr_t>());
@@ -109,18 +96,16 @@ void launch(Kernel& k, py::handle grid, py::handle block, py::handle args, unsig
   std::vector<void*> params(k.codes.size());
   for (size_t i = 0; i < k.codes.size(); ++i) {
     py::handle v = values[i];
-    if (k.codes[i] == 'p')
-      slots[i] = device_pointer(v);
-    else if (!convert_scalar(k.codes[i], v.ptr(), &slots[i], static_cast<Py_ssize_t>(i)))  // as calls convert them
-      throw py::error_already_set();
+    bool converted = k.codes[i] == 'p' ? pointer_argument(v.ptr(), Memory::device, &slots[i])
+                                       : convert_scalar(k.codes[i], v.ptr(), &slots[i], static_cast<Py_ssize_t>(i));
+    if (!converted) throw py::error_already_set();  // as calls convert them
     params[i] = &slots[i];
   }
   void* s = stream_handle(stream);
   std::shared_ptr<proteus::CompiledModule> code = select_variant(k, slots);  // ours until the launch returns
   const std::string& name = k.name;  // k outlives the call: the caller holds the Kernel
-  py::gil_scoped_release unlocked;
   try {
-    code->launch(code->kernel(name), g, b, shmem, s, params.data());
+    without_gil([&] { code->launch(code->kernel(name), g, b, shmem, s, params.data()); });
   } catch (const proteus::SymbolNotFound& e) {
     throw proteus::DeviceError(e.what());  // e.g. get_kernel of a name the GPU module lacks, found at launch
   }
@@ -147,8 +132,7 @@ void add_kernel_type(py::module_& m) {
       .def_property_readonly("argtypes", [](const Kernel& k) { return py::list(k.argtypes); })
       .def_property_readonly("handle", [](Kernel& k) {
         std::shared_ptr<proteus::CompiledModule> code = k.code;
-        py::gil_scoped_release unlocked;
-        return reinterpret_cast<uintptr_t>(code->kernel(k.name));
+        return reinterpret_cast<uintptr_t>(without_gil([&] { return code->kernel(k.name); }));
       }, "the runtime's function handle (CUfunction / hipFunction_t) of the generic kernel; opens the runtime")
       .def_property_readonly("specialize", [](const Kernel& k) { return k.specialize; })
       .def_property_readonly("variants", [](const Kernel& k) { return k.variants.size(); },

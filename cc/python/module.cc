@@ -37,6 +37,12 @@ const char* backend_distribution() { return PROTEUS_DISTRIBUTION; }
 const ScalarType kScalars[] = {{'b', "i8"},  {'i', "i32"}, {'l', "i64"}, {'I', "u32"},
                                {'L', "u64"}, {'f', "f32"}, {'d', "f64"}, {'p', "ptr"}};
 
+// A Module property: what the engine gives, as str or bytes, or None where it has nothing ("").
+template <typename PyText>
+py::object or_none(const std::string& value) {
+  return value.empty() ? py::none() : py::object(PyText(value));
+}
+
 // Diagnostics quote the source, which may be any bytes: decode with replacement, never fail.
 void set_error(PyObject* type, const char* what) {
   PyObject* text = PyUnicode_DecodeUTF8(what, static_cast<Py_ssize_t>(strlen(what)), "replace");
@@ -296,31 +302,18 @@ PYBIND11_MODULE(_proteus, m) {
            py::arg("specialize") = py::none(),
            "A launchable kernel of a GPU module (the runtime is opened at the first launch). specialize=[i, ...]: "
            "each launch runs a variant compiled for that launch's values of those scalar arguments.")
-      .def_property_readonly("ir", [](const Module& mod) -> py::object {
-        std::string text = without_gil([&] { return mod.code->ir(); });
-        if (text.empty()) return py::none();
-        return py::str(text);
+      .def_property_readonly("ir", [](const Module& mod) {
+        return or_none<py::str>(without_gil([&] { return mod.code->ir(); }));  // printing runs contained
       }, "the optimised LLVM IR as text (device IR for GPU modules), or None where none is kept")
-      .def_property_readonly("asm", [](const Module& mod) -> py::object {
-        std::string text = without_gil([&] { return mod.code->assembly(); });
-        if (text.empty()) return py::none();
-        return py::str(text);
+      .def_property_readonly("asm", [](const Module& mod) {
+        return or_none<py::str>(without_gil([&] { return mod.code->assembly(); }));
       }, "host modules: the assembly of the compiled code (None for GPU modules: see ptx)")
-      .def_property_readonly("ptx", [](const Module& mod) -> py::object {
-        std::string ptx = mod.code->ptx();
-        if (ptx.empty()) return py::none();
-        return py::str(ptx);
-      }, "GPU modules: the PTX (None when compiled by nvcc or for the host)")
-      .def_property_readonly("cubin", [](const Module& mod) -> py::object {
-        std::string cubin = mod.code->cubin();
-        if (cubin.empty()) return py::none();
-        return py::bytes(cubin);
-      }, "GPU modules: the cubin (None if only PTX exists, e.g. without ptxas)")
-      .def_property_readonly("arch", [](const Module& mod) -> py::object {
-        std::string arch = mod.code->arch();
-        if (arch.empty()) return py::none();
-        return py::str(arch);
-      }, "GPU modules: the arch the code was compiled for (e.g. 'sm_90')")
+      .def_property_readonly("ptx", [](const Module& mod) { return or_none<py::str>(mod.code->ptx()); },
+                             "GPU modules: the PTX (None when compiled by nvcc or for the host)")
+      .def_property_readonly("cubin", [](const Module& mod) { return or_none<py::bytes>(mod.code->cubin()); },
+                             "GPU modules: the cubin (None if only PTX exists, e.g. without ptxas)")
+      .def_property_readonly("arch", [](const Module& mod) { return or_none<py::str>(mod.code->arch()); },
+                             "GPU modules: the arch the code was compiled for (e.g. 'sm_90')")
       .def("__repr__", [](const Module& mod) {
         return "<proteus.Module target='" + mod.target + "' functions=" +
                py::repr(py::cast(mod.code->function_names())).cast<std::string>() + ">";

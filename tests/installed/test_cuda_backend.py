@@ -179,7 +179,7 @@ def test_launch_validation_without_a_gpu(cuda):
     class Empty:
         __cuda_array_interface__ = {"data": (), "shape": (1,), "typestr": "<i4", "version": 3}
 
-    with pytest.raises(TypeError, match="__cuda_array_interface__ data tuple is empty"):
+    with pytest.raises(TypeError, match="__cuda_array_interface__ has no 'data': \\(address, read_only\\) tuple"):
         k.launch(1, 1, [Empty(), 1])
 
 

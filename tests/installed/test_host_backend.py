@@ -238,8 +238,14 @@ def test_call_validation_messages():
         f(1, 2)
     g = m.get_function("addr", proteus.i64, [proteus.ptr])
     with pytest.raises(TypeError, match="pointer argument must be an int, None, data_ptr\\(\\) object, "
-                                        "__array_interface__ object, or ctypes object"):
+                                        "__array_interface__ object, buffer or ctypes object"):
         g("not a pointer")
+
+    class NoAddress:
+        __array_interface__ = {"data": ("nowhere", False), "shape": (1,), "typestr": "<i4", "version": 3}
+
+    with pytest.raises(TypeError, match="__array_interface__ has no 'data': \\(address, read_only\\) tuple"):
+        g(NoAddress())
     with pytest.raises(RuntimeError, match="'nope'"):
         m.get_function("nope", proteus.i32, [])
     with pytest.raises(RuntimeError, match="'nope'"):
