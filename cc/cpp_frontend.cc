@@ -19,6 +19,7 @@
 #include "clang/Frontend/CompilerInstance.h"
 #include "clang/Frontend/CompilerInvocation.h"
 #include "clang/Frontend/FrontendActions.h"
+#include "clang/Frontend/MultiplexConsumer.h"
 #include "clang/Frontend/TextDiagnosticPrinter.h"
 #include "clang/Frontend/Utils.h"
 #include "clang/Lex/PPCallbacks.h"
@@ -344,13 +345,41 @@ void check_host_flags(const std::vector<std::string>& args) {
       throw std::invalid_argument("extra_args: '" + arg + "' is not supported by the in-process compiler; remove it");
   }
 }
+// Clang's IR generation, with more consumers of the AST beside it (the signature collector).
+class EmitLLVMWith : public clang::EmitLLVMOnlyAction {
+ public:
+  EmitLLVMWith(llvm::LLVMContext* context, Signatures* signatures)
+      : clang::EmitLLVMOnlyAction(context), signatures_(signatures) {}
+
+ protected:
+  std::unique_ptr<clang::ASTConsumer> CreateASTConsumer(clang::CompilerInstance& compiler, llvm::StringRef file) override {
+    std::unique_ptr<clang::ASTConsumer> codegen = clang::EmitLLVMOnlyAction::CreateASTConsumer(compiler, file);
+    if (!signatures_ || !codegen) return codegen;
+    std::vector<std::unique_ptr<clang::ASTConsumer>> consumers;
+    consumers.push_back(std::move(codegen));
+    consumers.push_back(signature_collector(signatures_));
+    return std::make_unique<clang::MultiplexConsumer>(std::move(consumers));
+  }
+
+ private:
+  Signatures* signatures_;
+};
+
 }  // namespace
 
+LanguageFlags c_language() {
+  LanguageFlags c;
+  c.language = "c";
+  c.standard = "-std=c17";
+  c.precompiled_headers = false;
+  return c;
+}
+
 std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context,
-                                          const LanguageFlags& language, std::vector<std::string>* read_files) {
+                                          const LanguageFlags& language, FrontendFindings* findings) {
   if (language.runs_in_this_process) check_host_flags(request.extra_args);
   HeaderSearch search = cached_header_search();
-  std::vector<std::string> flags = {search.driver_path, "-std=c++17", "-O" + std::to_string(opt_level()),
+  std::vector<std::string> flags = {search.driver_path, language.standard, "-O" + std::to_string(opt_level()),
                                     "-fno-color-diagnostics", "-fmessage-length=0", "-resource-dir", search.resource_dir};
   flags.insert(flags.end(), language.target.begin(), language.target.end());
   flags.insert(flags.end(), request.extra_args.begin(), request.extra_args.end());
@@ -366,10 +395,15 @@ std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::L
     auto invocation = make_invocation(args, diag_stream, request.source);
     if (!invocation)
       throw CompileError("the compiler driver rejected the arguments (extra_args, toolkit paths):\n" + *diagnostics);
-    clang::EmitLLVMOnlyAction action(&context);
+    Signatures found;
+    EmitLLVMWith action(&context, findings && language.runs_in_this_process ? &found : nullptr);
     std::vector<std::string> read;
     if (!run_frontend(invocation, action, diag_stream, &read)) return nullptr;
-    if (read_files) *read_files = std::move(read);
+    if (findings) {
+      findings->read_files = std::move(read);
+      findings->signatures = std::move(found);
+      findings->warnings = *diagnostics;  // a successful run prints warnings only
+    }
     std::unique_ptr<llvm::Module> module = action.takeModule();
     if (!module) throw CompileError("the clang frontend produced no module:\n" + *diagnostics);
     return module;

@@ -12,6 +12,7 @@ class DeviceModule : public CompiledModule {
  public:
   DeviceModule(const Artifact& entry, DeviceRuntime& (*runtime)(), DeviceCodegen codegen, std::string key)
       : target_(entry.target), binary_(entry.binary), ptx_(entry.assembly), ir_(entry.bitcode), arch_(entry.arch),
+        warnings_(entry.warnings),
         kernels_(entry.entry_points), runtime_(runtime), codegen_(codegen), key_(std::move(key)) {}
   ~DeviceModule() override {
     if (module_) runtime_().unload(module_);
@@ -24,6 +25,7 @@ class DeviceModule : public CompiledModule {
   std::string ptx() const override { return ptx_; }
   std::string cubin() const override { return binary_; }
   std::string arch() const override { return arch_; }
+  std::string warnings() const override { return warnings_; }
   void* kernel(const std::string& name) override {
     DeviceRuntime& runtime = runtime_();
     std::lock_guard<std::mutex> lock(mutex_);
@@ -67,7 +69,7 @@ class DeviceModule : public CompiledModule {
   }
 
  private:
-  std::string target_, binary_, ptx_, ir_, arch_;
+  std::string target_, binary_, ptx_, ir_, arch_, warnings_;
   std::vector<std::string> kernels_;
   DeviceRuntime& (*runtime_)();
   DeviceCodegen codegen_;
@@ -113,9 +115,9 @@ Artifact produce_device(const CompileRequest& request, const LanguageFlags& lang
                             const std::string& arch) {
   auto context = new_context();
   int64_t started = wall_clock_ns();
-  std::vector<std::string> read_files;
+  FrontendFindings found;
   std::unique_ptr<llvm::Module> module = request.frontend == "cpp"
-                                             ? compile_cpp(request, *context, language, &read_files)
+                                             ? compile_cpp(request, *context, language, &found)
                                              : parse_ir_text(request, *context);
   std::string ir;
   {
@@ -124,7 +126,8 @@ Artifact produce_device(const CompileRequest& request, const LanguageFlags& lang
   }
   Artifact entry = codegen(*module, arch);
   entry.bitcode = std::move(ir);
-  entry.reusable = snapshot_inputs(read_files, started, &entry.inputs);
+  entry.warnings = std::move(found.warnings);
+  entry.reusable = snapshot_inputs(found.read_files, started, &entry.inputs);
   return entry;
 }
 

@@ -14,17 +14,23 @@ namespace {
 Artifact produce_host(const CompileRequest& request) {
   auto context = new_context();
   int64_t started = wall_clock_ns();
-  std::vector<std::string> read_files;
-  std::unique_ptr<llvm::Module> module = request.frontend == "cpp"
-                                             ? compile_cpp(request, *context, LanguageFlags(), &read_files)
-                                             : parse_ir(request, *context);
+  FrontendFindings found;
+  Artifact entry;
+  std::unique_ptr<llvm::Module> module;
+  if (request.frontend == "cpp" || request.frontend == "c") {
+    module = compile_cpp(request, *context, request.frontend == "c" ? c_language() : LanguageFlags(), &found);
+    entry.signatures = std::move(found.signatures);
+    entry.warnings = std::move(found.warnings);
+  } else {
+    module = parse_ir(request, *context);
+    ir_signatures(*module, &entry.signatures);
+  }
   if (request.verify) {
     std::string problems;
     llvm::raw_string_ostream os(problems);
     if (llvm::verifyModule(*module, &os)) throw CompileError("the generated LLVM IR is invalid:\n" + problems);
   }
   checkpoint();
-  Artifact entry;
   for (const llvm::Function& fn : *module)
     if (!fn.isDeclaration() && !fn.hasLocalLinkage() && !fn.hasAvailableExternallyLinkage())
       entry.entry_points.push_back(fn.getName().str());
@@ -36,7 +42,7 @@ Artifact produce_host(const CompileRequest& request) {
   auto tm = host_target_machine();
   checkpoint();
   entry.binary = emit_code(*module, *tm, llvm::CodeGenFileType::ObjectFile);
-  entry.reusable = snapshot_inputs(read_files, started, &entry.inputs);
+  entry.reusable = snapshot_inputs(found.read_files, started, &entry.inputs);
   return entry;
 }
 

@@ -15,6 +15,10 @@
 #include "llvm/Target/TargetMachine.h"
 #include "proteus/engine.h"
 
+namespace clang {
+class ASTConsumer;
+}
+
 namespace proteus {
 
 // settings.cc: the other typed reads of the settings table (flag/count ones are in engine.h).
@@ -25,7 +29,8 @@ inline int codegen_opt_level() { return level_setting("PROTEUS_CODEGEN_OPT_LEVEL
 
 // cpp_frontend.cc: C++ (or CUDA) source -> optimised LLVM module (clang runs -O<opt_level> itself).
 struct LanguageFlags {
-  std::string language = "c++";  // clang -x
+  std::string language = "c++";       // clang -x
+  std::string standard = "-std=c++17";  // the default; extra_args may give another
   std::vector<std::string> target = {"-march=native", "-fPIC"};
   bool precompiled_headers = true;
   // The code runs in this process: extra_args that change its target, data layout or calling
@@ -33,11 +38,25 @@ struct LanguageFlags {
   // when it runs in-process.
   bool runs_in_this_process = true;
 };
-// C++ (CUDA, HIP) -> LLVM IR. With `read_files`, the absolute paths of the files the frontend read
-// (headers, system ones too; those of a precompiled header it used), for the cache (inputs.cc).
+// What a frontend run found besides the module.
+struct FrontendFindings {
+  // The absolute paths of the files it read (headers, system ones too; those of a precompiled
+  // header it used), for the cache (inputs.cc).
+  std::vector<std::string> read_files;
+  Signatures signatures;  // of the functions the source defines (signatures.cc); host compiles only
+  std::string warnings;   // clang's warning diagnostics, as it prints them; "" for none
+};
+// The host's C17 (frontend="c"): no precompiled headers (they are made for C++).
+LanguageFlags c_language();
+// C++ (C, CUDA, HIP) -> LLVM IR, with what it found in *findings (if given).
 std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context,
                                           const LanguageFlags& language = LanguageFlags(),
-                                          std::vector<std::string>* read_files = nullptr);
+                                          FrontendFindings* findings = nullptr);
+
+// signatures.cc: a clang AST consumer that records the signatures of the externally visible
+// functions the main file defines; the signatures of the functions an LLVM IR module defines.
+std::unique_ptr<clang::ASTConsumer> signature_collector(Signatures* out);
+void ir_signatures(const llvm::Module& module, Signatures* out);
 
 // The leading `#include <...>` lines of a source (blank and // comment lines may sit between): the
 // part a precompiled header can stand for. "" when the source does not start that way.

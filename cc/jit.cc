@@ -183,8 +183,17 @@ class JitModule : public CompiledModule, public std::enable_shared_from_this<Jit
 
   std::vector<std::string> function_names() const override { return function_names_; }
 
-  std::string key;      // the cache key it was compiled under
-  std::string bitcode;  // its optimised IR, for runtime specialisation
+  std::string warnings() const override { return warnings_text; }
+
+  const FunctionSignature* signature(const std::string& name) const override {
+    auto it = signatures.find(name);
+    return it == signatures.end() ? nullptr : &it->second;
+  }
+
+  std::string key;        // the cache key it was compiled under
+  std::string bitcode;    // its optimised IR, for runtime specialisation
+  Signatures signatures;       // of its functions, as the source declares them
+  std::string warnings_text;  // the compiler's warnings
 
  private:
   std::shared_ptr<JitModule> base_;
@@ -222,7 +231,7 @@ std::string cache_key(const CompileRequest& request, const Target& target) {
   field(std::to_string(request.extra_args.size()));
   for (const auto& a : request.extra_args) field(a);
   field(std::to_string(opt_level()) + "/" + std::to_string(codegen_opt_level()) + "/" + (request.verify ? "v" : ""));
-  if (request.frontend == "cpp") field(header_search_description());
+  if (request.frontend != "llvmir") field(header_search_description());
   return hex_digest(hash.final());
 }
 
@@ -264,6 +273,8 @@ std::shared_ptr<JitModule> link_module(const std::string& key, Artifact entry, s
   });
   jit_module->key = key;
   jit_module->bitcode = std::move(entry.bitcode);
+  jit_module->signatures = std::move(entry.signatures);
+  jit_module->warnings_text = std::move(entry.warnings);
   return jit_module;
 }
 
@@ -293,8 +304,10 @@ std::shared_ptr<CompiledModule> link_host_module(const std::string& key, Artifac
 }
 
 std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
-  if (request.frontend != "cpp" && request.frontend != "llvmir")
-    throw CompileError("frontend must be 'cpp' or 'llvmir' in this engine, not '" + request.frontend + "'");
+  if (request.frontend != "cpp" && request.frontend != "c" && request.frontend != "llvmir")
+    throw CompileError("frontend must be 'cpp', 'c' or 'llvmir' in this engine, not '" + request.frontend + "'");
+  if (request.frontend == "c" && request.target != "host")
+    throw CompileError("frontend='c' compiles for the host; GPU kernels are written with frontend='cpp'");
   const Target* target = find_target(request.target);
   if (!target) {
     std::string known;

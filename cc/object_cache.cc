@@ -23,12 +23,14 @@ namespace proteus {
 namespace {
 
 constexpr char kMagic[8] = {'P', 'R', 'O', 'T', 'E', 'U', 'S', 'O'};
-constexpr uint32_t kFormat = 5;  // 4: entries record the files the compile read; 5: typed artifacts
+constexpr uint32_t kFormat = 6;  // 4: the files the compile read; 5: typed artifacts; 6: signatures, warnings
 constexpr const char* kSuffix = ".pobj";
 
 // Entry layout: magic[8] format:u32 key[64 hex] payload_len:u64 sha256(payload)[32] payload
-// payload: target arch binary assembly (as string: len:u64 bytes), n_entry_points:u32 (len:u32 name)*,
-//          bitcode (string), n_inputs:u32 (len:u32 path, digest[32], size dev ino mtime ctime: u64)*
+// payload: target arch binary assembly warnings (as string: len:u64 bytes), n_entry_points:u32 (len:u32 name)*,
+//          bitcode (string), n_inputs:u32 (len:u32 path, digest[32], size dev ino mtime ctime: u64)*,
+//          n_signatures:u32 (name, problem, then per type of result and params: code pointee const:u8
+//          spelling; strings as len:u32 bytes; n_params:u32 before the params)*
 struct Writer {
   std::string out;
   void u32(uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
@@ -188,7 +190,8 @@ std::optional<Artifact> ObjectCache::load(const std::string& key_hex, const std:
   if (sha256(payload) != std::string(checksum, 32)) return std::nullopt;
   Reader p{payload};
   Artifact entry;
-  for (std::string* field : {&entry.target, &entry.arch, &entry.binary, &entry.assembly}) *field = p.bytes(p.u64());
+  for (std::string* field : {&entry.target, &entry.arch, &entry.binary, &entry.assembly, &entry.warnings})
+    *field = p.bytes(p.u64());
   uint32_t n = p.u32();
   for (uint32_t i = 0; i < n && p.ok; ++i) entry.entry_points.push_back(p.bytes(p.u32()));
   entry.bitcode = p.bytes(p.u64());
@@ -204,6 +207,25 @@ std::optional<Artifact> ObjectCache::load(const std::string& key_hex, const std:
     file.ctime_ns = int64_t(p.u64());
     entry.inputs.push_back(std::move(file));
   }
+  auto read_type = [&p] {
+    CType type;
+    char flags[3] = {0, 0, 0};
+    p.take(flags, 3);
+    type.code = flags[0];
+    type.pointee = flags[1];
+    type.pointee_const = flags[2] != 0;
+    type.spelling = p.bytes(p.u32());
+    return type;
+  };
+  uint32_t signatures = p.u32();
+  for (uint32_t i = 0; i < signatures && p.ok; ++i) {
+    std::string name = p.bytes(p.u32());
+    FunctionSignature& signature = entry.signatures[name];
+    signature.problem = p.bytes(p.u32());
+    signature.result = read_type();
+    uint32_t params = p.u32();
+    for (uint32_t k = 0; k < params && p.ok; ++k) signature.params.push_back(read_type());
+  }
   if (!p.ok || p.pos != payload.size() || entry.target != target) return std::nullopt;
   // LRU: a hit makes the entry young again.
   utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
@@ -212,7 +234,7 @@ std::optional<Artifact> ObjectCache::load(const std::string& key_hex, const std:
 
 void ObjectCache::store(const std::string& key_hex, const Artifact& entry) {
   Writer payload;
-  for (const std::string* field : {&entry.target, &entry.arch, &entry.binary, &entry.assembly}) {
+  for (const std::string* field : {&entry.target, &entry.arch, &entry.binary, &entry.assembly, &entry.warnings}) {
     payload.u64(field->size());
     payload.bytes(*field);
   }
@@ -229,6 +251,22 @@ void ObjectCache::store(const std::string& key_hex, const Artifact& entry) {
     payload.bytes(file.path);
     payload.bytes(file.digest);
     for (uint64_t v : {file.size, file.device, file.inode, uint64_t(file.mtime_ns), uint64_t(file.ctime_ns)}) payload.u64(v);
+  }
+  auto write_text = [&payload](const std::string& text) {
+    payload.u32(static_cast<uint32_t>(text.size()));
+    payload.bytes(text);
+  };
+  auto write_type = [&](const CType& type) {
+    payload.bytes(std::string{type.code, type.pointee, static_cast<char>(type.pointee_const)});
+    write_text(type.spelling);
+  };
+  payload.u32(static_cast<uint32_t>(entry.signatures.size()));
+  for (const auto& [name, signature] : entry.signatures) {
+    write_text(name);
+    write_text(signature.problem);
+    write_type(signature.result);
+    payload.u32(static_cast<uint32_t>(signature.params.size()));
+    for (const CType& param : signature.params) write_type(param);
   }
   Writer file;
   file.bytes(std::string(kMagic, 8));

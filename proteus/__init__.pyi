@@ -27,6 +27,8 @@ class Type:
 
     @property
     def name(self) -> str: ...
+    def __getitem__(self, element: Type) -> Type:
+        """proteus.ptr[proteus.f64]: a pointer to such elements (arrays passed for it are checked)."""
 
 i8: Final[Type]
 i32: Final[Type]
@@ -36,10 +38,14 @@ u64: Final[Type]
 f32: Final[Type]
 f64: Final[Type]
 ptr: Final[Type]
+const_ptr: Final[Type]
 
 has_cuda: Final[bool]
 has_hip: Final[bool]
 has_mlir: Final[bool]
+
+class CompileWarning(UserWarning):
+    """A compiler warning for the source (e.g. with -Wall): clang's text, through `warnings`."""
 
 class CompileError(RuntimeError):
     """Compilation failed; the message carries the compiler's diagnostics (file:line:col: error: ...)."""
@@ -77,6 +83,9 @@ class Function:
     def name(self) -> str: ...
     @property
     def restype(self) -> Type | None: ...
+    @property
+    def signature(self) -> str | None:
+        """The C signature as the source declares it, e.g. "double f(const double *, long)"."""
     @property
     def argtypes(self) -> list[Type]: ...
     @property
@@ -138,7 +147,7 @@ class Module:
     def get_function(
         self,
         name: str,
-        restype: Type | None = None,
+        restype: Type | None = ...,
         argtypes: Sequence[Type] = ...,
         specialize: Sequence[int] | None = None,
     ) -> Function: ...

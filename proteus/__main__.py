@@ -1,5 +1,7 @@
-"""`python -m proteus [--json]`: what is installed, what would be selected and why."""
+"""`python -m proteus [--json]`: what is installed, what would be selected and why, and the
+selected engine's LLVM, header search, cache and settings."""
 
+import argparse
 import json
 import os
 import platform
@@ -12,12 +14,20 @@ from ._version import __version__
 SHIM_VARIABLES = ("PROTEUS_BACKEND_KIND", "PROTEUS_BACKEND_VARIANT")
 
 
-def engine_settings() -> list:
-    """The selected backend's settings table with this environment's values, or [] without a backend."""
+def engine_report() -> dict:
+    """The selected engine's LLVM version, header search, cache and settings (with this environment's
+    values), or {} without a backend."""
     try:
-        return list(_backend.load_native_module().backend_info()["settings"])
+        native = _backend.load_native_module()
+        info = native.backend_info()
     except Exception:  # no backend, or one that cannot load: the report says so elsewhere
-        return []
+        return {}
+    try:
+        cache = dict(native.cache_info())
+    except Exception as exc:  # e.g. an unsafe cache directory: say why
+        cache = {"error": str(exc)}
+    return {"llvm_version": info["llvm_version"], "build": info["build"], "targets": list(info["targets"]),
+            "header_search": info["header_search"], "cache": cache, "settings": list(info["settings"])}
 
 
 def report() -> dict:
@@ -46,13 +56,16 @@ def report() -> dict:
         "backends": backends,
         "selection": selection,
         "environment": {k: os.environ[k] for k in SHIM_VARIABLES if k in os.environ},
-        "settings": engine_settings() if "error" not in selection else [],
+        "engine": engine_report() if "error" not in selection else {},
     }
 
 
 def main(argv: list) -> int:
+    parser = argparse.ArgumentParser(prog="python -m proteus", description=__doc__.splitlines()[0][len("`python -m proteus [--json]`: "):])
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    options = parser.parse_args(argv)  # --help: exit 0; an unknown flag: exit 2 with usage
     data = report()
-    if "--json" in argv:
+    if options.json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
     print(f"proteus-python {data['proteus_version']} on Python {data['python']} ({data['executable']})")
@@ -77,9 +90,19 @@ def main(argv: list) -> int:
         print("  (no backend selection variable set)")
     for k, v in sorted(data["environment"].items()):
         print(f"  {k}={v}")
-    if data["settings"]:
+    engine = data["engine"]
+    if engine:
+        print(f"engine: LLVM {engine['llvm_version']} ({engine['build']}), targets {', '.join(engine['targets'])}")
+        print(f"header search: {engine['header_search']}")
+        cache = engine["cache"]
+        if "error" in cache:
+            print(f"cache: unusable: {cache['error']}")
+        elif not cache["enabled"]:
+            print("cache: off (PROTEUS_USE_STORED_CACHE=0)")
+        else:
+            print(f"cache: {cache['dir']}, {cache['entries']} entries, {cache['bytes']} of {cache['max_bytes']} bytes")
         print("engine settings (set here, else the default):")
-        for setting in data["settings"]:
+        for setting in engine["settings"]:
             shown = setting["value"] if setting["value"] is not None else f"(default {setting['default'] or 'none'})"
             print(f"  {setting['name']}={shown}  - {setting['doc']}")
     return 0

@@ -14,10 +14,13 @@
 namespace proteus_py {
 namespace py = pybind11;
 
-// proteus.i32, proteus.ptr, ...: a scalar kind code (see proteus::call_thunk) and its name.
+// proteus.i32, proteus.ptr, ...: a scalar kind code (see proteus::call_thunk) and its name; typed
+// pointers (proteus.ptr[proteus.f64], proteus.const_ptr[...]) also say what they point to.
 struct Type {
   char code;
   std::string name;
+  char pointee = 0;            // as proteus::CType::pointee; 0: not said
+  bool pointee_const = false;  // const_ptr: a read-only buffer will do
 };
 
 // proteus.Module: the compiled code and the target it was compiled for.

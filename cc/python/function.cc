@@ -1,6 +1,7 @@
 // proteus.Function: argument marshalling prepared once, vectorcall, GIL released around the call.
 #include "function.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -46,7 +47,9 @@ struct FunctionObject {
   PyObject* owner;
   PyObject* restype;
   PyObject* argtypes;
-  Variants* variants;  // nullptr: not specialised
+  PyObject* signature;   // str as the source declares it, or None
+  Variants* variants;    // nullptr: not specialised
+  PointerCheck* checks;  // nargs, or nullptr: no pointer argument is checked
 };
 
 PyTypeObject FunctionType;
@@ -58,6 +61,14 @@ PyObject* str_data_ptr = nullptr;
 PyObject* str_array_interface = nullptr;       // host memory
 PyObject* str_cuda_array_interface = nullptr;  // device memory (CuPy, Numba, PyTorch)
 PyObject* str_data = nullptr;
+
+void intern_attribute_names() {
+  if (str_data_ptr) return;
+  str_data_ptr = PyUnicode_InternFromString("data_ptr");
+  str_array_interface = PyUnicode_InternFromString("__array_interface__");
+  str_cuda_array_interface = PyUnicode_InternFromString("__cuda_array_interface__");
+  str_data = PyUnicode_InternFromString("data");
+}
 
 bool load_ctypes() {
   if (ctypes_data_classes) return true;
@@ -268,8 +279,12 @@ PyObject* function_vectorcall(PyObject* self, PyObject* const* argv, size_t narg
     slots = heap_slots.data();
   }
   HeldBuffers held;  // buffer arguments stay exported until the call returns
-  for (Py_ssize_t i = 0; i < n; ++i)
-    if (!convert(f->args[i], argv[i], &slots[i], i, &held)) return nullptr;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    bool converted = f->checks && f->checks[i].active()
+                         ? checked_pointer_argument(argv[i], Memory::host, f->checks[i], i, &slots[i], &held)
+                         : convert(f->args[i], argv[i], &slots[i], i, &held);
+    if (!converted) return nullptr;
+  }
   uint64_t result = 0;
   proteus::CallThunk thunk = f->thunk;
   void* address = f->address;
@@ -290,8 +305,10 @@ void function_dealloc(PyObject* self) {
   Py_CLEAR(f->owner);
   Py_CLEAR(f->restype);
   Py_CLEAR(f->argtypes);
+  Py_CLEAR(f->signature);
   PyMem_Free(f->args);
   delete f->variants;
+  delete[] f->checks;
   PyObject_GC_Del(self);
 }
 
@@ -330,6 +347,9 @@ PyObject* get_restype(PyObject* self, void*) { return Py_NewRef(reinterpret_cast
 PyObject* get_argtypes(PyObject* self, void*) {
   return PySequence_List(reinterpret_cast<FunctionObject*>(self)->argtypes);
 }
+PyObject* get_signature(PyObject* self, void*) {
+  return Py_NewRef(reinterpret_cast<FunctionObject*>(self)->signature);
+}
 PyObject* get_address(PyObject* self, void*) {
   return PyLong_FromVoidPtr(reinterpret_cast<FunctionObject*>(self)->address);
 }
@@ -345,6 +365,7 @@ PyGetSetDef function_getset[] = {
     {"restype", get_restype, nullptr, "the result type (None for void)", nullptr},
     {"argtypes", get_argtypes, nullptr, "the argument types", nullptr},
     {"address", get_address, nullptr, "the function's address", nullptr},
+    {"signature", get_signature, nullptr, "the function's C signature as the source declares it, or None", nullptr},
     {"module", get_module, nullptr, "the Module this function belongs to", nullptr},
     {"specialize", get_specialize, nullptr, "indices of the arguments folded to constants per call", nullptr},
     {"variants", get_variants, nullptr, "how many specialised variants exist now", nullptr},
@@ -379,12 +400,7 @@ bool pointer_argument(PyObject* obj, Memory memory, uint64_t* out, HeldBuffers* 
     *out = 0;
     return true;
   }
-  if (!str_data_ptr) {
-    str_data_ptr = PyUnicode_InternFromString("data_ptr");
-    str_array_interface = PyUnicode_InternFromString("__array_interface__");
-    str_cuda_array_interface = PyUnicode_InternFromString("__cuda_array_interface__");
-    str_data = PyUnicode_InternFromString("data");
-  }
+  intern_attribute_names();
   PyObject* method = nullptr;
   if (optional_attr(obj, str_data_ptr, &method) < 0) return false;
   if (method) {
@@ -432,6 +448,170 @@ bool pointer_argument(PyObject* obj, Memory memory, uint64_t* out, HeldBuffers* 
   return pointer_type_error(memory);
 }
 
+namespace {
+
+// An element type, as struct-module format letters and NumPy's typestr kinds name it.
+struct Element {
+  char kind;  // 'i' signed, 'u' unsigned, 'f' float, 'b' bool; 0 unknown
+  int size;
+};
+
+Element element_of_format(char letter, Py_ssize_t itemsize) {
+  switch (letter) {
+    case 'b': case 'h': case 'i': case 'l': case 'q': case 'n': return {'i', static_cast<int>(itemsize)};
+    case 'c': case 'B': case 'H': case 'I': case 'L': case 'Q': case 'N': return {'u', static_cast<int>(itemsize)};
+    case 'e': case 'f': case 'd': return {'f', static_cast<int>(itemsize)};
+    case '?': return {'b', 1};
+  }
+  return {0, 0};
+}
+
+// The NumPy name of an element, for messages: "float64".
+std::string element_name(Element e) {
+  if (e.kind == 'b') return "bool";
+  if (e.kind == 0) return "an unknown element type";
+  return std::string(e.kind == 'i' ? "int" : e.kind == 'u' ? "uint" : "float") + std::to_string(8 * e.size);
+}
+
+// The element one of our format letters stands for (sizes as on x86-64 and AArch64 Linux).
+Element wanted_element(char letter) {
+  int size = std::strchr("?bB", letter) ? 1 : std::strchr("hH", letter) ? 2 : std::strchr("iIf", letter) ? 4 : 8;
+  return element_of_format(letter, size);
+}
+
+bool element_matches(char wanted_letter, Element got) {
+  if (wanted_letter == 'v' || wanted_letter == '*') return true;
+  Element wanted = wanted_element(wanted_letter);
+  // char, signed char and unsigned char pointers take any one-byte elements (bytes, uint8 images).
+  if (wanted.size == 1 && wanted.kind != 'b') return got.size == 1;
+  return wanted.kind == got.kind && wanted.size == got.size;
+}
+
+bool argument_error(PyObject* type, const PointerCheck& check, Py_ssize_t index, const std::string& problem) {
+  PyErr_Format(type, "argument %zd ('%s') %s", index, check.spelling.c_str(), problem.c_str());
+  return false;
+}
+
+bool check_element(const PointerCheck& check, Py_ssize_t index, Element got, const char* what) {
+  if (element_matches(check.element, got)) return true;
+  return argument_error(PyExc_TypeError, check, index,
+                        "needs " + element_name(wanted_element(check.element)) + " elements; got " + what + " of " +
+                            element_name(got) + " (convert it, e.g. numpy.asarray(a, dtype=...))");
+}
+
+// A buffer's format string -> its element (byte order: native or little-endian only).
+Element element_of_buffer(const Py_buffer& view) {
+  const char* format = view.format ? view.format : "B";
+  if (*format == '@' || *format == '=' || *format == '<') ++format;
+  if (format[0] == 0 || format[1] != 0) return {0, 0};  // big-endian, structured or compound
+  return element_of_format(format[0], view.itemsize);
+}
+
+// True if `obj` is a ctypes pointer object (its buffer holds an address): loads ctypes if needed.
+int is_ctypes_pointer(PyObject* obj) {
+  if (!load_ctypes()) return -1;
+  return PyObject_IsInstance(obj, ctypes_pointer_classes);
+}
+
+bool checked_buffer(PyObject* obj, const PointerCheck& check, Py_ssize_t index, uint64_t* out, HeldBuffers* held) {
+  Py_buffer local;
+  Py_buffer* view = held ? held->slot() : &local;
+  int flags = PyBUF_STRIDES | PyBUF_FORMAT | (check.writable ? PyBUF_WRITABLE : 0);
+  if (PyObject_GetBuffer(obj, view, flags) != 0) {
+    if (!check.writable) return false;
+    PyErr_Clear();  // read-only (BufferError, or NumPy's ValueError)? ask again without PyBUF_WRITABLE
+    if (PyObject_GetBuffer(obj, view, PyBUF_STRIDES | PyBUF_FORMAT) != 0) return false;
+    PyBuffer_Release(view);
+    return argument_error(PyExc_TypeError, check, index,
+                          "is written through, but the " + std::string(Py_TYPE(obj)->tp_name) +
+                              " passed is read-only (pass a writable copy, or declare the pointee const)");
+  }
+  bool ok = true;
+  if (!PyBuffer_IsContiguous(view, 'C'))
+    ok = argument_error(PyExc_ValueError, check, index,
+                        "needs C-contiguous memory; got a strided view (pass numpy.ascontiguousarray(a))");
+  else
+    ok = check_element(check, index, element_of_buffer(*view), "a buffer");
+  *out = reinterpret_cast<uintptr_t>(view->buf);
+  if (ok && held)
+    held->keep();
+  else
+    PyBuffer_Release(view);
+  return ok;
+}
+
+// An __array_interface__ or __cuda_array_interface__ dict (`name`): typestr, shape, strides, and
+// data = (address, read_only); a CUDA address may be None (no memory: nothing to check).
+bool checked_array_interface(PyObject* iface, PyObject* name, const PointerCheck& check, Py_ssize_t index,
+                             uint64_t* out) {
+  PyObject* data = PyDict_Check(iface) ? PyDict_GetItemString(iface, "data") : nullptr;
+  PyObject* typestr = PyDict_Check(iface) ? PyDict_GetItemString(iface, "typestr") : nullptr;
+  if (!data || !PyTuple_Check(data) || PyTuple_GET_SIZE(data) < 2 ||
+      !(PyLong_Check(PyTuple_GET_ITEM(data, 0)) || PyTuple_GET_ITEM(data, 0) == Py_None)) {
+    PyErr_Format(PyExc_TypeError, "argument %zd: %U has no 'data': (address, read_only) tuple", index, name);
+    return false;
+  }
+  if (PyTuple_GET_ITEM(data, 0) == Py_None) {
+    *out = 0;
+    return true;
+  }
+  if (!typestr || !PyUnicode_Check(typestr)) {
+    PyErr_Format(PyExc_TypeError, "argument %zd: %U has no 'typestr' (e.g. '<f8')", index, name);
+    return false;
+  }
+  if (check.writable && PyObject_IsTrue(PyTuple_GET_ITEM(data, 1)))
+    return argument_error(PyExc_TypeError, check, index,
+                          "is written through, but the array passed is read-only (pass a writable copy, or declare "
+                          "the pointee const)");
+  const char* text = PyUnicode_AsUTF8(typestr);
+  if (!text) return false;
+  Element got{0, 0};
+  if ((text[0] == '<' || text[0] == '|' || text[0] == '=') && text[1] && text[2])
+    got = {text[1] == 'i' ? 'i' : text[1] == 'u' ? 'u' : text[1] == 'f' ? 'f' : text[1] == 'b' ? 'b' : char(0),
+           std::atoi(text + 2)};
+  PyObject* strides = PyDict_GetItemString(iface, "strides");  // None or absent: C-contiguous
+  if (strides && strides != Py_None) {
+    PyObject* shape = PyDict_GetItemString(iface, "shape");
+    Py_ssize_t expected = got.size;
+    bool contiguous = shape && PyTuple_Check(shape) && PyTuple_Check(strides) &&
+                      PyTuple_GET_SIZE(shape) == PyTuple_GET_SIZE(strides);
+    for (Py_ssize_t d = contiguous ? PyTuple_GET_SIZE(shape) - 1 : -1; d >= 0; --d) {
+      Py_ssize_t extent = PyLong_AsSsize_t(PyTuple_GET_ITEM(shape, d));
+      if (extent > 1 && PyLong_AsSsize_t(PyTuple_GET_ITEM(strides, d)) != expected) contiguous = false;
+      expected *= extent;
+    }
+    if (PyErr_Occurred()) return false;
+    if (!contiguous)
+      return argument_error(PyExc_ValueError, check, index,
+                            "needs C-contiguous memory; got a strided view (pass numpy.ascontiguousarray(a))");
+  }
+  if (!check_element(check, index, got, "an array")) return false;
+  return from_int_object(PyTuple_GET_ITEM(data, 0), out);
+}
+
+}  // namespace
+
+bool checked_pointer_argument(PyObject* obj, Memory memory, const PointerCheck& check, Py_ssize_t index,
+                              uint64_t* out, HeldBuffers* held) {
+  if (PyLong_Check(obj) || obj == Py_None) return pointer_argument(obj, memory, out, held);  // addresses
+  if (memory == Memory::host && PyObject_CheckBuffer(obj)) {
+    int pointer = is_ctypes_pointer(obj);
+    if (pointer < 0) return false;
+    if (pointer) return pointer_argument(obj, Memory::host, out, held);  // c_void_p, POINTER(T): an address
+    return checked_buffer(obj, check, index, out, held);
+  }
+  intern_attribute_names();
+  PyObject* name = memory == Memory::host ? str_array_interface : str_cuda_array_interface;
+  PyObject* iface = nullptr;
+  if (optional_attr(obj, name, &iface) < 0) return false;
+  if (iface) {
+    bool ok = checked_array_interface(iface, name, check, index, out);
+    Py_DECREF(iface);
+    return ok;
+  }
+  return pointer_argument(obj, memory, out, held);  // data_ptr() objects, or the usual TypeError
+}
+
 bool add_function_type(PyObject* module) {
   native_error_type = PyErr_NewExceptionWithDoc(
       "proteus.NativeError",
@@ -468,6 +648,15 @@ PyObject* make_function(const FunctionSpec& spec) {
   f->owner = Py_NewRef(spec.owner);
   f->restype = Py_NewRef(spec.restype);
   f->argtypes = Py_NewRef(spec.argtypes);
+  f->signature = spec.signature.empty() ? Py_NewRef(Py_None)
+                                        : PyUnicode_DecodeUTF8(spec.signature.data(), spec.signature.size(), "replace");
+  f->checks = nullptr;
+  for (const PointerCheck& check : spec.checks)
+    if (check.active()) {
+      f->checks = new PointerCheck[spec.checks.size()];
+      std::copy(spec.checks.begin(), spec.checks.end(), f->checks);
+      break;
+    }
   f->variants = nullptr;
   if (!spec.specialize.empty()) {
     f->variants = new Variants(spec.variant_limit);

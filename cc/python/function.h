@@ -49,6 +49,15 @@ struct ScalarType {
   const char* name;  // "i32"
 };
 
+// What a pointer argument must point to (ARCHITECTURE 4, "Checked pointers"): from the source's
+// declaration (proteus::CType) or a typed pointer (proteus.ptr[proteus.f64]).
+struct PointerCheck {
+  char element = 0;       // the element as a struct-module format letter; 'v' / '*': any; 0: no check at all
+  bool writable = false;  // the element is not const: a read-only buffer is refused
+  std::string spelling;   // for messages: "double *"
+  bool active() const { return element != 0; }
+};
+
 struct FunctionSpec {
   std::string name;
   void* address;
@@ -62,6 +71,8 @@ struct FunctionSpec {
   std::shared_ptr<proteus::CompiledModule> code;
   std::vector<unsigned> specialize;
   size_t variant_limit = 0;  // the bound of its variant cache (when specialised)
+  std::vector<PointerCheck> checks;  // per argument (empty: none checked)
+  std::string signature;             // as the source declares it, "" if not known
 };
 
 // PROTEUS_SPECIALIZE_MAX_VARIANTS (the bound of a VariantCache); throws proteus::ConfigError for a bad value.
@@ -100,6 +111,12 @@ class HeldBuffers {
 // the same objects but for the array interface they read (__array_interface__ or
 // __cuda_array_interface__); only host pointers take buffer-protocol and ctypes objects.
 enum class Memory { host, device };
+// A pointer argument checked against what it must point to: a buffer (host memory) or an array
+// interface object (__array_interface__ / __cuda_array_interface__) must have that element type,
+// be C-contiguous, and be writable unless the element is const (TypeError / ValueError naming
+// argument `index`); ints, None, data_ptr() objects and ctypes pointers are addresses, passed as they are.
+bool checked_pointer_argument(PyObject* obj, Memory memory, const PointerCheck& check, Py_ssize_t index,
+                              uint64_t* out, HeldBuffers* held);
 // Pointer argument -> address. False with TypeError set if the object is not a pointer source.
 // With `held`, a buffer-protocol object's export is kept there until the call is over.
 bool pointer_argument(PyObject* obj, Memory memory, uint64_t* out, HeldBuffers* held = nullptr);

@@ -15,6 +15,7 @@ struct Kernel {
   std::string name;
   std::string codes;  // argument kinds, as for functions
   py::list argtypes;
+  std::vector<PointerCheck> checks;  // per argument, from typed pointers (empty: none)
   // Runtime specialisation: per tuple of values of these arguments, a variant module. The runtime's
   // kernel handles are kept by the modules (CompiledModule::kernel), not here: a launch copies the
   // module's shared_ptr before releasing the GIL, so no other launch can free what it uses.
@@ -96,8 +97,10 @@ void launch(Kernel& k, py::handle grid, py::handle block, py::handle args, unsig
   std::vector<void*> params(k.codes.size());
   for (size_t i = 0; i < k.codes.size(); ++i) {
     py::handle v = values[i];
-    bool converted = k.codes[i] == 'p' ? pointer_argument(v.ptr(), Memory::device, &slots[i])
-                                       : convert_scalar(k.codes[i], v.ptr(), &slots[i], static_cast<Py_ssize_t>(i));
+    bool converted = k.codes[i] != 'p' ? convert_scalar(k.codes[i], v.ptr(), &slots[i], static_cast<Py_ssize_t>(i))
+                     : !k.checks.empty() && k.checks[i].active()
+                         ? checked_pointer_argument(v.ptr(), Memory::device, k.checks[i], i, &slots[i], nullptr)
+                         : pointer_argument(v.ptr(), Memory::device, &slots[i]);
     if (!converted) throw py::error_already_set();  // as calls convert them
     params[i] = &slots[i];
   }
@@ -121,7 +124,11 @@ py::object get_kernel(py::object self, const std::string& name, py::object argty
   k.code = module.code;
   k.name = name;
   k.argtypes = checked_argtypes(argtypes);
-  for (py::handle t : k.argtypes) k.codes += t.cast<Type&>().code;
+  for (py::handle t : k.argtypes) {
+    const Type& type = t.cast<Type&>();
+    k.codes += type.code;
+    k.checks.push_back({type.pointee, type.pointee && !type.pointee_const, "proteus." + type.name});
+  }
   k.specialize = checked_specialize(specialize, k.codes, "proteus.ptr");
   return py::cast(std::move(k));
 }

@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -43,6 +44,10 @@ py::object or_none(const std::string& value) {
   return value.empty() ? py::none() : py::object(PyText(value));
 }
 
+// proteus.CompileWarning (made at module init, kept for the process): clang's warnings, through
+// Python's warnings.
+PyObject* compile_warning = nullptr;
+
 // Diagnostics quote the source, which may be any bytes: decode with replacement, never fail.
 void set_error(PyObject* type, const char* what) {
   PyObject* text = PyUnicode_DecodeUTF8(what, static_cast<Py_ssize_t>(strlen(what)), "replace");
@@ -67,21 +72,39 @@ bool is_regular_file(const std::string& path) {
 }
 
 // source: text, bytes, or a path (str naming an existing file, or os.PathLike which must exist).
-void resolve_source(py::handle source, proteus::CompileRequest& request, const char* default_name) {
+std::string current_directory() {
+  char buffer[4096];
+  return getcwd(buffer, sizeof buffer) ? buffer : "the current directory";
+}
+
+// One line, no blanks, a source file's extension: a str the user most likely meant as a path.
+bool looks_like_path(const std::string& text) {
+  if (text.empty() || text.size() > 4096 || text.find_first_of(" \t\r\n") != std::string::npos) return false;
+  for (const char* extension : {".cpp", ".cc", ".cxx", ".cu", ".hip", ".ll", ".bc", ".c"}) {
+    size_t n = std::strlen(extension);
+    if (text.size() > n && text.compare(text.size() - n, n, extension) == 0) return true;
+  }
+  return false;
+}
+
+// The source text and its name; returns true if it is a str that looks like a path but names no
+// file (compiled as text, as documented: its errors then say so).
+bool resolve_source(py::handle source, proteus::CompileRequest& request, const char* default_name) {
   request.source_name = default_name;
   if (py::isinstance<py::str>(source)) {
     std::string text = source.cast<std::string>();
     if (is_regular_file(text)) {
       request.source = read_file(text);
       request.source_name = text;
-    } else {
-      request.source = std::move(text);
+      return false;
     }
-    return;
+    bool missing_file = looks_like_path(text);
+    request.source = std::move(text);
+    return missing_file;
   }
   if (py::isinstance<py::bytes>(source)) {
     request.source = source.cast<std::string>();
-    return;
+    return false;
   }
   if (py::hasattr(source, "__fspath__")) {
     py::object path_obj = py::reinterpret_steal<py::object>(PyOS_FSPath(source.ptr()));
@@ -94,7 +117,7 @@ void resolve_source(py::handle source, proteus::CompileRequest& request, const c
     }
     request.source = read_file(path);
     request.source_name = path;
-    return;
+    return false;
   }
   throw py::type_error("source must be source text (str or bytes) or a path (str or os.PathLike)");
 }
@@ -122,8 +145,8 @@ double checked_timeout(py::handle timeout) {
 
 Module compile(py::handle source, const std::string& frontend, const std::string& target, py::handle extra_args,
                const std::string& compiler, bool verify, py::handle timeout) {
-  if (frontend != "cpp" && frontend != "llvmir" && frontend != "mlir")
-    throw py::value_error("frontend must be 'cpp', 'llvmir', or 'mlir'");
+  if (frontend != "cpp" && frontend != "c" && frontend != "llvmir" && frontend != "mlir")
+    throw py::value_error("frontend must be 'cpp', 'llvmir', or 'mlir' (or 'c' for C17 on the host)");
   if (compiler != "clang" && compiler != "nvcc") throw py::value_error("compiler must be 'clang' or 'nvcc'");
   std::vector<std::string> args;
   if (!extra_args.is_none()) {
@@ -134,7 +157,8 @@ Module compile(py::handle source, const std::string& frontend, const std::string
       args.push_back(a.cast<std::string>());
     }
   }
-  if (frontend != "cpp") {
+  if (frontend == "c" && compiler == "nvcc") throw py::value_error("C frontend does not support compiler='nvcc'");
+  if (frontend == "llvmir" || frontend == "mlir") {
     const char* label = frontend == "llvmir" ? "LLVMIR" : "MLIR";
     if (compiler == "nvcc") throw py::value_error(std::string(label) + " frontend does not support compiler='nvcc'");
     if (!args.empty()) throw py::value_error(std::string(label) + " frontend does not support extra_args");
@@ -144,6 +168,8 @@ Module compile(py::handle source, const std::string& frontend, const std::string
   if (resolved != "host" && resolved != "cuda" && resolved != "hip")
     throw py::value_error("target must be 'host' (alias 'native'), 'cuda', or 'hip'; this backend supports " +
                           supported_targets());
+  if (frontend == "c" && resolved != "host")
+    throw py::value_error("frontend='c' compiles for the host; write GPU kernels with frontend='cpp'");
   if ((resolved == "cuda" && !kHasCuda) || (resolved == "hip" && !kHasHip))
     throw py::value_error("target='" + resolved + "' is not supported by this backend (" + backend_distribution() +
                           "), which supports " + supported_targets() + "; install " +
@@ -152,8 +178,12 @@ Module compile(py::handle source, const std::string& frontend, const std::string
   if (compiler == "nvcc" && resolved != "cuda") throw py::value_error("compiler='nvcc' requires target='cuda'");
 
   proteus::CompileRequest request;
-  resolve_source(source, request,
-                 frontend != "cpp" ? "source.ll" : resolved == "cuda" ? "source.cu" : resolved == "hip" ? "source.hip" : "source.cpp");
+  bool missing_file = resolve_source(source, request,
+                 frontend == "c"     ? "source.c"
+                 : frontend != "cpp" ? "source.ll"
+                 : resolved == "cuda" ? "source.cu"
+                 : resolved == "hip"  ? "source.hip"
+                                      : "source.cpp");
   request.frontend = frontend;
   request.extra_args = std::move(args);
   request.verify = verify;
@@ -162,37 +192,140 @@ Module compile(py::handle source, const std::string& frontend, const std::string
   request.timeout = checked_timeout(timeout);
   Module module;
   module.target = resolved;
-  module.code = without_gil([&] { return proteus::compile(request); });
+  try {
+    module.code = without_gil([&] { return proteus::compile(request); });
+  } catch (const proteus::CompileCancelled&) {  // these are not about the source
+    throw;
+  } catch (const proteus::CompileOutOfMemory&) {
+    throw;
+  } catch (const proteus::ConfigError&) {
+    throw;
+  } catch (const proteus::CompileError& e) {
+    if (!missing_file) throw;
+    throw proteus::CompileError("no file '" + request.source + "' exists (from " + current_directory() +
+                                "), so the string was compiled as source text:\n" + e.what());
+  }
+  if (std::string warnings = module.code->warnings(); !warnings.empty()) {  // also on cache hits: nothing lost
+    py::str text = py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(warnings.data(), warnings.size(), "replace"));
+    py::module_::import("warnings").attr("warn")(text, py::handle(compile_warning), 1);  // 1: the caller of compile()
+  }
   return module;
 }
 
+// What get_function can call, for the message that refuses a signature.
+constexpr const char* kCallable =
+    "proteus calls functions with a void or scalar result (bool, char, int, long, long long, unsigned, unsigned "
+    "long, float, double, enums) and scalar or pointer arguments; structs by value, references, member "
+    "functions, variadic functions, short, unsigned char and long double values are not supported";
+
+// The element format letter (proteus::CType::pointee) of a scalar Type: proteus.ptr[proteus.f64].
+char element_letter(char code) {
+  switch (code) {
+    case 'b': return 'b';
+    case 'i': return 'i';
+    case 'l': return 'q';
+    case 'I': return 'I';
+    case 'L': return 'Q';
+    case 'f': return 'f';
+    case 'd': return 'd';
+  }
+  return 0;
+}
+
+py::object type_object(char code) {
+  if (code == 'v') return py::none();
+  for (const ScalarType& s : kScalars)
+    if (s.code == code) return py::cast(Type{code, s.name});
+  throw std::logic_error("no proteus type for a declared kind");
+}
+
+std::string type_text(py::handle type) { return type.is_none() ? "None" : py::repr(type).cast<std::string>(); }
+
+// Integers of one size are interchangeable (ctypes-style argtypes often ignore signedness).
+char same_size(char code) { return code == 'I' ? 'i' : code == 'L' ? 'l' : code; }
+
+// restype/argtypes given as ... (or omitted) come from the source's declaration; given ones are
+// checked against it; pointer arguments get the checks their declared pointee (or a typed pointer) asks for.
 py::object get_function(py::object self, const std::string& name, py::object restype, py::object argtypes,
                         py::object specialize) {
   Module& module = self.cast<Module&>();
   if (is_gpu(module.target))
     throw py::value_error("Target is a GPU model, cannot directly run functions, use launch()");
-  if (!restype.is_none() && !py::isinstance<Type>(restype))
+  bool restype_declared = restype.is(py::ellipsis()), argtypes_declared = argtypes.is(py::ellipsis());
+  if (!restype_declared && !restype.is_none() && !py::isinstance<Type>(restype))
     throw py::type_error("restype must be a proteus type (e.g. proteus.i32) or None");
-  py::list types = checked_argtypes(argtypes);
-  FunctionSpec spec;
-  spec.name = name;
-  spec.ret = restype.is_none() ? 'v' : restype.cast<Type&>().code;
-  for (py::handle t : types) spec.args += t.cast<Type&>().code;
-  spec.specialize = checked_specialize(specialize, spec.args, "proteus.ptr");
-  if (!spec.specialize.empty()) spec.variant_limit = variant_limit();
-  spec.code = module.code;
-  std::string signature = std::string(1, spec.ret) + "(" + spec.args + ")";
-  {
-    py::gil_scoped_release unlocked;
-    spec.address = reinterpret_cast<void*>(module.code->address(name));
-  }
+  std::string where = "get_function('" + name + "'): ";
+  void* address = without_gil([&] { return reinterpret_cast<void*>(module.code->address(name)); });
   // A defined symbol that is not a function (a variable) would be "called" into data.
   std::vector<std::string> functions = module.code->function_names();
   if (!std::binary_search(functions.begin(), functions.end(), name))
-    throw py::type_error("get_function('" + name + "'): '" + name + "' is a variable, not a function; the module's " +
-                         "functions are " + py::repr(py::cast(functions)).cast<std::string>() +
+    throw py::type_error(where + "'" + name + "' is a variable, not a function; the module's functions are " +
+                         py::repr(py::cast(functions)).cast<std::string>() +
                          " (get_function_address gives a variable's address)");
-  spec.thunk = without_gil([&] { return proteus::call_thunk(signature); });
+  const proteus::FunctionSignature* declared = module.code->signature(name);
+  if (declared) {
+    if (!declared->problem.empty()) throw py::type_error(where + "'" + name + "' cannot be called: " + declared->problem + "; " + kCallable);
+    if (!declared->result.code)
+      throw py::type_error(where + "its result type '" + declared->result.spelling + "' is not supported; " + kCallable);
+    for (size_t i = 0; i < declared->params.size(); ++i)
+      if (!declared->params[i].code)
+        throw py::type_error(where + "argument " + std::to_string(i) + " has type '" + declared->params[i].spelling +
+                             "', which is not supported; " + kCallable);
+  } else if (restype_declared || argtypes_declared) {
+    throw py::type_error(where + "the source's declaration of '" + name +
+                         "' is not known here (it is not defined in the source itself); give restype and argtypes");
+  }
+  if (restype_declared) restype = type_object(declared->result.code);
+  py::list types;
+  if (argtypes_declared) {
+    for (const proteus::CType& param : declared->params) types.append(type_object(param.code));
+  } else {
+    types = checked_argtypes(argtypes);
+  }
+  FunctionSpec spec;
+  spec.name = name;
+  spec.address = address;
+  spec.ret = restype.is_none() ? 'v' : restype.cast<Type&>().code;
+  for (py::handle t : types) spec.args += t.cast<Type&>().code;
+  if (declared) {
+    if (same_size(spec.ret) != same_size(declared->result.code))
+      throw py::type_error(where + "the source declares the result '" + declared->result.spelling +
+                           "', but restype is " + type_text(restype));
+    if (spec.args.size() != declared->params.size())
+      throw py::type_error(where + "the source declares " + std::to_string(declared->params.size()) +
+                           " arguments, but argtypes give " + std::to_string(spec.args.size()));
+    for (size_t i = 0; i < spec.args.size(); ++i)
+      if (same_size(spec.args[i]) != same_size(declared->params[i].code))
+        throw py::type_error(where + "argument " + std::to_string(i) + " is '" + declared->params[i].spelling +
+                             "' in the source, but argtypes give " + type_text(types[i]));
+  }
+  for (size_t i = 0; i < spec.args.size(); ++i) {
+    if (spec.args[i] != 'p') continue;
+    const Type& given = types[i].cast<Type&>();
+    PointerCheck check;
+    if (declared && declared->params[i].pointee) {
+      const proteus::CType& param = declared->params[i];
+      if (given.pointee && given.pointee != param.pointee && param.pointee != 'v' && param.pointee != '*')
+        throw py::type_error(where + "argument " + std::to_string(i) + " is '" + param.spelling +
+                             "' in the source, but argtypes give " + type_text(types[i]));
+      check = {param.pointee, !param.pointee_const, param.spelling};
+    } else if (given.pointee) {
+      check = {given.pointee, !given.pointee_const, "proteus." + given.name};
+    }
+    spec.checks.resize(spec.args.size());
+    spec.checks[i] = check;
+  }
+  if (declared) {
+    spec.signature = declared->result.spelling + " " + name + "(";
+    for (size_t i = 0; i < declared->params.size(); ++i)
+      spec.signature += (i ? ", " : "") + declared->params[i].spelling;
+    spec.signature += ")";
+  }
+  spec.specialize = checked_specialize(specialize, spec.args, "proteus.ptr");
+  if (!spec.specialize.empty()) spec.variant_limit = variant_limit();
+  spec.code = module.code;
+  std::string thunk_signature = std::string(1, spec.ret) + "(" + spec.args + ")";
+  spec.thunk = without_gil([&] { return proteus::call_thunk(thunk_signature); });
   spec.owner = self.ptr();
   spec.restype = restype.ptr();
   spec.argtypes = types.ptr();
@@ -247,6 +380,9 @@ PYBIND11_MODULE(_proteus, m) {
   static PyObject* device_error = new_error(
       "DeviceError", "The GPU runtime (CUDA driver, HIP runtime) is missing or failed; the message has its error name.",
       py::make_tuple(py::handle(PyExc_RuntimeError)));
+  compile_warning = new_error(
+      "CompileWarning", "A compiler warning for the source (e.g. with -Wall), with clang's text and location.",
+      py::make_tuple(py::handle(PyExc_UserWarning)));
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -272,9 +408,22 @@ PYBIND11_MODULE(_proteus, m) {
   py::class_<Type>(m, "Type", "A scalar type for argtypes/restype: proteus.i32, proteus.ptr, ...")
       .def_property_readonly("name", [](const Type& t) { return t.name; })
       .def("__repr__", [](const Type& t) { return "proteus." + t.name; })
-      .def("__eq__", [](const Type& a, py::handle b) { return py::isinstance<Type>(b) && b.cast<Type&>().code == a.code; })
+      .def("__getitem__", [](const Type& t, const Type& element) {
+        if (t.code != 'p' || t.pointee) throw py::type_error("only proteus.ptr and proteus.const_ptr take an element type");
+        if (!element_letter(element.code))
+          throw py::type_error("the element of a typed pointer is a scalar type such as proteus.f64, not proteus." + element.name);
+        return Type{'p', t.name + "[proteus." + element.name + "]", element_letter(element.code), t.pointee_const};
+      }, "a pointer to elements of that type: calls check arrays passed for it (element type, C-contiguity, "
+         "and for ptr writability)")
+      .def("__eq__", [](const Type& a, py::handle b) {
+        if (!py::isinstance<Type>(b)) return false;
+        const Type& other = b.cast<Type&>();
+        return other.code == a.code && other.pointee == a.pointee && other.pointee_const == a.pointee_const;
+      })
       .def("__hash__", [](const Type& t) { return py::hash(py::str(t.name)); });
   py::list all_names;
+  m.attr("const_ptr") = py::cast(Type{'p', "const_ptr", 0, true});  // a pointer whose pointee is const
+  all_names.append("const_ptr");
   for (const ScalarType& s : kScalars) {
     m.attr(s.name) = py::cast(Type{s.code, s.name});
     all_names.append(s.name);
@@ -294,10 +443,12 @@ PYBIND11_MODULE(_proteus, m) {
              return mod.code->address(name);
            },
            py::arg("name"))
-      .def("get_function", &get_function, py::arg("name"), py::arg("restype") = py::none(),
-           py::arg("argtypes") = py::list(), py::arg("specialize") = py::none(),
-           "A callable for a host function. specialize=[i, ...]: each call runs a variant compiled for that "
-           "call's values of those scalar arguments (one per distinct value tuple, cached).")
+      .def("get_function", &get_function, py::arg("name"), py::arg("restype") = py::ellipsis(),
+           py::arg("argtypes") = py::ellipsis(), py::arg("specialize") = py::none(),
+           "A callable for a host function. restype/argtypes left out (...) are the source's declaration; given "
+           "ones are checked against it. Pointer arguments are checked against their declared pointee (element "
+           "type, C-contiguity, writability unless const). specialize=[i, ...]: each call runs a variant compiled "
+           "for that call's values of those scalar arguments (one per distinct value tuple, cached).")
       .def("get_kernel", &get_kernel, py::arg("name"), py::arg("argtypes") = py::list(),
            py::arg("specialize") = py::none(),
            "A launchable kernel of a GPU module (the runtime is opened at the first launch). specialize=[i, ...]: "
@@ -333,7 +484,7 @@ PYBIND11_MODULE(_proteus, m) {
           "Compile source at run time with the in-process Clang/LLVM 22 and return a Module.\n\n"
           "source: C++ (or CUDA/HIP) text, LLVM IR text or bitcode bytes, or the path of a file (a str\n"
           "    naming an existing file, or an os.PathLike, which must exist).\n"
-          "frontend: 'cpp' or 'llvmir' ('mlir' where the backend has it).\n"
+          "frontend: 'cpp' (C++17), 'c' (C17, host only) or 'llvmir' ('mlir' where the backend has it).\n"
           "target: 'host' (alias 'native'), 'cuda' or 'hip' where the backend has that target.\n"
           "extra_args: flags for clang (-D, -I, -std=, -O...), cpp only.\n"
           "compiler: 'clang', or 'nvcc' for target='cuda'.\n"
@@ -399,7 +550,8 @@ PYBIND11_MODULE(_proteus, m) {
   m.attr("has_cuda") = kHasCuda;
   m.attr("has_hip") = kHasHip;
   m.attr("has_mlir") = kHasMlir;
-  for (const char* name : {"Type", "Function", "Kernel", "Module", "CompileError", "NativeError", "ConfigError",
+  for (const char* name : {"Type", "Function", "Kernel", "Module", "CompileError", "CompileWarning", "NativeError",
+                           "ConfigError",
                            "SymbolNotFoundError", "CacheError", "DeviceError", "compile", "backend_info", "cache_info",
                            "clear_cache", "has_cuda",
                            "has_hip", "has_mlir"})

@@ -122,6 +122,12 @@ proteus::Artifact sample_entry() {
   entry.assembly = ".version 8.0";
   entry.entry_points = {"f", "g"};
   entry.bitcode = "BC\xc0\xde...";
+  proteus::FunctionSignature axpy;
+  axpy.result = {'v', 0, false, "void"};
+  axpy.params = {{'d', 0, false, "double"}, {'p', 'd', true, "const double *"}, {'p', 'd', false, "double *"}};
+  entry.signatures["axpy"] = axpy;
+  entry.signatures["S::get"].problem = "it is a member function";
+  entry.warnings = "source.cpp:1:5: warning: unused variable 'x'";
   proteus::InputFile header;
   header.path = "/usr/include/stdio.h";
   header.digest = std::string(32, 'd');
@@ -143,7 +149,11 @@ TEST(cache_entries_round_trip_and_damage_is_a_miss) {
   proteus::Artifact sample = sample_entry();
   CHECK(loaded && loaded->target == "cuda" && loaded->arch == sample.arch && loaded->binary == sample.binary &&
         loaded->assembly == sample.assembly && loaded->entry_points == sample.entry_points &&
-        loaded->bitcode == sample.bitcode);
+        loaded->bitcode == sample.bitcode && loaded->signatures.size() == 2 && loaded->warnings == sample.warnings);
+  const proteus::FunctionSignature& axpy = loaded->signatures.at("axpy");
+  CHECK(axpy.result.code == 'v' && axpy.params.size() == 3 && axpy.params[1].pointee == 'd' &&
+        axpy.params[1].pointee_const && !axpy.params[2].pointee_const && axpy.params[1].spelling == "const double *");
+  CHECK(loaded->signatures.at("S::get").problem == "it is a member function");
   CHECK(!cache->load(key, "host"));  // another target's entry is never this one's
   CHECK(loaded && loaded->inputs.size() == 1 && loaded->inputs[0].path == "/usr/include/stdio.h" &&
         loaded->inputs[0].size == 1234 && loaded->inputs[0].mtime_ns == 42);

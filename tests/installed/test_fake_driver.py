@@ -130,3 +130,28 @@ def test_launches_racing_with_variant_eviction(tmp_path):
         slots = [int(s, 16) for s in fields(line)["args"].split(",")]
         assert slots[0] - 0x1000 == slots[2]
     assert len(calls(lines, "cuModuleUnload")) > 0  # variants were evicted meanwhile
+
+
+def test_typed_pointers_check_cuda_arrays_before_launching(tmp_path):
+    res, lines = run(tmp_path, """
+        k = proteus.compile(%(src)r, target='cuda').get_kernel("fill", [proteus.ptr[proteus.i32], proteus.i32,
+                                                                          proteus.i32])
+        class Device:  # what CuPy, Numba and PyTorch arrays expose
+            def __init__(self, typestr, strides=None, read_only=False):
+                self.__cuda_array_interface__ = {"data": (0x3000, read_only), "shape": (4,), "typestr": typestr,
+                                                 "strides": strides, "version": 3}
+        for bad in (Device("<f4"), Device("<i4", strides=(8,)), Device("<i4", read_only=True)):
+            try:
+                k.launch(1, 1, [bad, 4, 7])
+            except (TypeError, ValueError) as e:
+                print(type(e).__name__, e)
+        k.launch(1, 1, [Device("<i4"), 4, 7])
+    """, args=3)
+    assert res.returncode == 0, res.stderr
+    errors = res.stdout.splitlines()
+    assert errors[0] == ("TypeError argument 0 ('proteus.ptr[proteus.i32]') needs int32 elements; got an array of "
+                         "float32 (convert it, e.g. numpy.asarray(a, dtype=...))")
+    assert errors[1].startswith("ValueError argument 0 ('proteus.ptr[proteus.i32]') needs C-contiguous memory")
+    assert "is written through, but the array passed is read-only" in errors[2]
+    launches = calls(lines, "cuLaunchKernel")
+    assert len(launches) == 1 and int(fields(launches[0])["args"].split(",")[0], 16) == 0x3000  # nothing else launched

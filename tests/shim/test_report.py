@@ -109,3 +109,11 @@ def test_report_without_backends(fake_env):
     data = _json_report(fake_env)
     assert data["backends"] == []
     assert data["selection"]["error"].startswith("No Proteus backend is installed")
+
+
+def test_help_and_unknown_flags(fake_env):
+    fake_env.add("host")
+    shown = fake_env.run_module("--help")
+    assert shown.returncode == 0 and "usage: python -m proteus [-h] [--json]" in shown.stdout
+    wrong = fake_env.run_module("--jsno")
+    assert wrong.returncode == 2 and "unrecognized arguments: --jsno" in wrong.stderr

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -75,6 +76,21 @@ struct CompileRequest {
 // up waiting (CompileCancelled). The Python module checks for Ctrl-C this way. Set once.
 void set_wait_hook(bool (*hook)());
 
+// A C type of a function's signature as its source declares it (ARCHITECTURE 4, "Signatures").
+struct CType {
+  char code = 0;               // the call kind (call_thunk letters; 'v' void result); 0: proteus cannot pass it
+  char pointee = 0;            // for 'p': the element as a struct-module format letter (d f q Q i I h H b B ?),
+                               // 'v' void, '*' another type; 0: not known (LLVM IR), nothing is checked
+  bool pointee_const = false;  // the element is const: the buffer may be read-only
+  std::string spelling;        // as the source spells it: "const double *"
+};
+struct FunctionSignature {
+  CType result;
+  std::vector<CType> params;
+  std::string problem;  // why it cannot be called at all ("it is a member function"), or ""
+};
+using Signatures = std::map<std::string, FunctionSignature>;  // by symbol name
+
 // The compiled, linked code of one compile() call. Freed (static destructors run, memory
 // returned) when the last reference goes.
 class CompiledModule {
@@ -102,6 +118,10 @@ class CompiledModule {
                       void* /*stream*/, void** /*params*/) {
     throw std::runtime_error("not a GPU module");
   }
+  // The compiler's warnings for the source, as clang printed them ("" for none; kept in the cache).
+  virtual std::string warnings() const { return ""; }
+  // The signature of the function `name` as its source declares it, or nullptr if not known.
+  virtual const FunctionSignature* signature(const std::string& /*name*/) const { return nullptr; }
   // The variant of `name` that specialize() returns (each kind of module makes its own).
   virtual std::shared_ptr<CompiledModule> variant(const std::string& name, const std::string& /*arg_codes*/,
                                                   const std::vector<std::pair<unsigned, uint64_t>>& /*values*/) {

@@ -1,0 +1,99 @@
+"""Everyday features: compiler warnings through `warnings` (README "The API")."""
+
+import warnings
+
+import pytest
+
+import proteus
+
+UNUSED = 'extern "C" int f() { int unused_%s = 1; return 2; }\n'
+
+
+def test_compiler_warnings_reach_python(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROTEUS_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.warns(proteus.CompileWarning, match=r"source.cpp:1:26: warning: unused variable 'unused_a'"):
+        m = proteus.compile(UNUSED % "a", extra_args=["-Wall"])
+    assert m.get_function("f")() == 2
+    assert issubclass(proteus.CompileWarning, UserWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        proteus.compile(UNUSED % "f", extra_args=["-Wall"])
+    assert caught[0].filename == __file__  # the line that called compile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        proteus.compile(UNUSED % "b")  # without -Wall: nothing to say
+        proteus.compile(UNUSED % "c", extra_args=["-Wall", "-w"])
+    with pytest.raises(proteus.CompileError, match="unused variable 'unused_d'"):
+        proteus.compile(UNUSED % "d", extra_args=["-Wall", "-Werror"])
+
+
+def test_warnings_are_replayed_from_the_persistent_cache(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import proteus, warnings\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            f"    proteus.compile({UNUSED % 'e'!r}, extra_args=['-Wall'])\n"
+            "print(len(w), proteus.cache_info()['hits'], str(w[0].message).splitlines()[0] if w else '')\n")
+    env = {"PROTEUS_CACHE_DIR": str(tmp_path / "cache")}
+    import os
+
+    env = dict(os.environ, **env)
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout.split()[:2] == ["1", "0"]
+    assert second.stdout.split()[:2] == ["1", "1"]  # a hit, and the same warning
+    assert "unused variable 'unused_e'" in second.stdout
+
+
+def test_c_frontend():
+    m = proteus.compile("#include <math.h>\n#include <stdbool.h>\n"
+                        "double hyp(double a, double b) { return sqrt(a * a + b * b); }\n"
+                        "bool even(int v) { return v % 2 == 0; }\n"
+                        "int designated(void) { struct { int a, b; } p = {.b = 2, .a = 1}; return p.a + p.b; }\n",
+                        frontend="c")
+    assert m.get_function("hyp").signature == "double hyp(double, double)"  # C names are not mangled
+    assert m.get_function("hyp")(3.0, 4.0) == 5.0
+    assert m.get_function("even")(4) == 1 and m.get_function("designated")() == 3
+    with pytest.raises(proteus.CompileError, match=r"source.c:1:\d+: error"):
+        proteus.compile("int f(void) { return class; }", frontend="c")  # a C++ keyword is not one in C
+    assert proteus.compile("int f(void) { int class = 1; return class; }", frontend="c").get_function("f")() == 1
+    with pytest.raises(ValueError, match="frontend='c' compiles for the host"):
+        proteus.compile("int f(void);", frontend="c", target="cuda")
+    with pytest.raises(ValueError, match=r"frontend must be 'cpp', 'llvmir', or 'mlir' \(or 'c' for C17 on the host\)"):
+        proteus.compile("int f(void);", frontend="fortran")
+
+
+def test_a_path_that_names_no_file_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(proteus.CompileError, match=r"no file 'kernels/saxpy.cpp' exists \(from .*\), so the string "
+                                                    r"was compiled as source text:\n"):
+        proteus.compile("kernels/saxpy.cpp")
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / "saxpy.cpp").write_text('extern "C" int g() { return 7; }\n')
+    assert proteus.compile("kernels/saxpy.cpp").get_function("g")() == 7
+    with pytest.raises(proteus.CompileError) as plain:  # text that does not look like a path: the usual error
+        proteus.compile("int f() { return x; }")
+    assert "no file" not in str(plain.value)
+
+
+def test_the_report_shows_the_engine(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PROTEUS_CACHE_DIR=str(tmp_path / "cache"), PROTEUS_OPT_LEVEL="2")
+    res = subprocess.run([sys.executable, "-m", "proteus"], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "engine: LLVM 22." in res.stdout and "(optimized), targets host" in res.stdout
+    assert "header search: " in res.stdout
+    assert f"cache: {tmp_path / 'cache'}, 0 entries, 0 of 1073741824 bytes" in res.stdout
+    assert "PROTEUS_OPT_LEVEL=2" in res.stdout and "PROTEUS_CACHE_MAX_BYTES=(default" in res.stdout
+    data = subprocess.run([sys.executable, "-m", "proteus", "--json"], capture_output=True, text=True, env=env)
+    import json
+
+    engine = json.loads(data.stdout)["engine"]
+    assert engine["cache"]["dir"] == str(tmp_path / "cache") and engine["llvm_version"].startswith("22.")
+    assert {s["name"] for s in engine["settings"]} >= {"PROTEUS_OPT_LEVEL", "PROTEUS_CACHE_DIR"}
