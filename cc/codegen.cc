@@ -124,7 +124,8 @@ void optimize(llvm::Module& module, llvm::TargetMachine& tm, int level) {
   pb.registerLoopAnalyses(lam);
   pb.crossRegisterProxies(lam, fam, cgam, mam);
   static const llvm::OptimizationLevel levels[] = {llvm::OptimizationLevel::O0, llvm::OptimizationLevel::O1,
-                                                   llvm::OptimizationLevel::O2, llvm::OptimizationLevel::O3};
+                                                   llvm::OptimizationLevel::O2, llvm::OptimizationLevel::O3,
+                                                   llvm::OptimizationLevel::Os, llvm::OptimizationLevel::Oz};
   llvm::ModulePassManager mpm = level == 0 ? pb.buildO0DefaultPipeline(levels[0])
                                            : pb.buildPerModuleDefaultPipeline(levels[level]);
   mpm.run(module, mam);

@@ -379,7 +379,7 @@ std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::L
                                           const LanguageFlags& language, FrontendFindings* findings) {
   if (language.runs_in_this_process) check_host_flags(request.extra_args);
   HeaderSearch search = cached_header_search();
-  std::vector<std::string> flags = {search.driver_path, language.standard, "-O" + std::to_string(opt_level()),
+  std::vector<std::string> flags = {search.driver_path, language.standard, opt_flag(opt_level()),
                                     "-fno-color-diagnostics", "-fmessage-length=0", "-resource-dir", search.resource_dir};
   flags.insert(flags.end(), language.target.begin(), language.target.end());
   flags.insert(flags.end(), request.extra_args.begin(), request.extra_args.end());

@@ -22,7 +22,13 @@ class ASTConsumer;
 namespace proteus {
 
 // settings.cc: the other typed reads of the settings table (flag/count ones are in engine.h).
+// Optimisation levels are 0-3, and for the IR also these two (clang's -Os and -Oz).
+inline constexpr int kOptSize = 4, kOptMinSize = 5;
 int level_setting(const char* name);
+// The clang flag for a level: "-O2", "-Os", "-Oz".
+inline std::string opt_flag(int level) {
+  return level == kOptSize ? "-Os" : level == kOptMinSize ? "-Oz" : "-O" + std::to_string(level);
+}
 std::string text_setting(const char* name);  // the value, else the default ("" for none)
 inline int opt_level() { return level_setting("PROTEUS_OPT_LEVEL"); }
 inline int codegen_opt_level() { return level_setting("PROTEUS_CODEGEN_OPT_LEVEL"); }

@@ -19,7 +19,7 @@ namespace {
 const std::vector<Setting>& table() {
   static const std::vector<Setting> settings = {
       {"PROTEUS_CLANGXX_BIN", "path", "", "clang++ 22 whose header search C++ compiles use (else clang++ 22 on PATH, else the bundled headers)"},
-      {"PROTEUS_OPT_LEVEL", "level", "3", "optimisation level of the IR: 0, 1, 2 or 3"},
+      {"PROTEUS_OPT_LEVEL", "opt-level", "3", "optimisation level of the IR: 0, 1, 2, 3, s or z (as clang's -O)"},
       {"PROTEUS_CODEGEN_OPT_LEVEL", "level", "3", "code generator optimisation level: 0, 1, 2 or 3"},
       {"PROTEUS_CACHE_DIR", "path", "", "the persistent cache directory (default $XDG_CACHE_HOME/proteus, else ~/.cache/proteus)"},
       {"PROTEUS_USE_STORED_CACHE", "flag", "1", "0 turns the persistent cache (and precompiled headers) off"},
@@ -75,8 +75,10 @@ int level_setting(const char* name) {
   const Setting& s = lookup(name);
   std::string v = raw(s);
   if (v.empty()) v = s.fallback;
+  bool size_levels = s.kind == "opt-level";  // the IR's level; code generation has no size levels
   if (v.size() == 1 && v[0] >= '0' && v[0] <= '3') return v[0] - '0';
-  reject(s, v, "an optimisation level", "0, 1, 2 or 3");
+  if (size_levels && (v == "s" || v == "z")) return v == "s" ? kOptSize : kOptMinSize;
+  reject(s, v, "an optimisation level", size_levels ? "0, 1, 2, 3, s or z" : "0, 1, 2 or 3");
 }
 
 uint64_t count_setting(const char* name) {

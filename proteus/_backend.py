@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import threading
 import warnings
 
-from ._version import __version__
+try:
+    from ._version import __version__
+except ImportError:  # loaded by path, outside its package (as upstream's tests do): no version to enforce
+    __version__ = None
 
 ENTRY_POINT_GROUP = "proteus.backends"
 INDEX_URL = "https://proteus-python.github.io/proteus-python/wheels/simple/"
@@ -23,7 +27,13 @@ DISTRIBUTIONS = {
     "rocm": "proteus-python-backend-rocm72",
 }
 BACKEND_MODULE_API = ("available_variant_specs", "active_variant_spec", "is_runtime_compatible", "load_native_module")
-VARIANT_SPEC_KEYS = ("id", "kind", "module", "llvm_major", "cuda_major", "rocm_version", "platform", "priority", "version")
+# A variant spec needs `id` and `kind` (the minimal protocol upstream's backends follow); the other
+# keys are optional, and their absence means what VARIANT_SPEC_DEFAULTS says: the backend's module
+# and priority (from its entry point), no version requirement (`version` absent: not checked), and
+# nothing stated about LLVM, CUDA, ROCm or the platform.
+VARIANT_SPEC_REQUIRED = ("id", "kind")
+VARIANT_SPEC_DEFAULTS = {"module": None, "llvm_major": None, "cuda_major": None, "rocm_version": None,
+                         "platform": None, "priority": None, "version": None}
 
 _lock = threading.RLock()
 _backends: list[Backend] | None = None  # discovery result, cached for the process
@@ -55,7 +65,9 @@ class Backend:
         return self._compatible
 
     def active_variant(self) -> dict:
-        return self.module.active_variant_spec()
+        """The backend's active variant spec, with the defaults of absent keys filled in."""
+        spec = self.module.active_variant_spec()
+        return next((v for v in self.variants if isinstance(spec, dict) and v["id"] == spec.get("id")), spec)
 
 
 def no_backend_message() -> str:
@@ -87,12 +99,6 @@ def _validate(ep) -> Backend:
         backend.problem = f"its entry point is named {ep.name!r} but reports kind {info['kind']!r}"
         return backend
     backend.priority, backend.module_name = int(info["priority"]), info["module"]
-    if backend.dist_version != __version__:
-        backend.problem = (
-            f"its version {backend.dist_version} differs from proteus-python {__version__}; "
-            f"install matching versions (pip install {backend.distribution}=={__version__})"
-        )
-        return backend
     try:
         backend.module = importlib.import_module(backend.module_name)
     except Exception as exc:
@@ -103,15 +109,27 @@ def _validate(ep) -> Backend:
         backend.problem = f"its module {backend.module_name} lacks {', '.join(missing)}"
         return backend
     try:
-        backend.variants = list(backend.module.available_variant_specs())
+        specs = list(backend.module.available_variant_specs())
     except Exception as exc:
         backend.problem = f"available_variant_specs() failed: {type(exc).__name__}: {exc}"
         return backend
-    for spec in backend.variants:
-        absent = [k for k in VARIANT_SPEC_KEYS if not isinstance(spec, dict) or k not in spec]
+    for spec in specs:
+        absent = [k for k in VARIANT_SPEC_REQUIRED if not isinstance(spec, dict) or k not in spec]
         if absent:
             backend.problem = f"its variant spec {spec.get('id', '?') if isinstance(spec, dict) else spec!r} lacks {', '.join(absent)}"
             return backend
+        if spec["kind"] != backend.kind:
+            backend.problem = f"its variant {spec['id']!r} is of kind {spec['kind']!r}, not {backend.kind!r}"
+            return backend
+        version = spec.get("version")
+        if version is not None and __version__ is not None and version != __version__:
+            backend.problem = (
+                f"its version {version} differs from proteus-python {__version__}; "
+                f"install matching versions (pip install {backend.distribution}=={__version__})"
+            )
+            return backend
+        defaults = dict(VARIANT_SPEC_DEFAULTS, module=backend.module_name, priority=backend.priority)
+        backend.variants.append({**defaults, **spec})
     if not backend.variants:
         backend.problem = "it declares no variants"
     return backend
@@ -243,6 +261,9 @@ def load_native_module(kind: str | None = None, variant: str | None = None):
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         _locked, _native = (backend, spec), native
+        package = sys.modules.get(__package__ or "")
+        if package is not None and getattr(native, "__doc__", None):
+            package.__doc__ = native.__doc__  # as upstream: the package's help is the backend's
         return native
 
 

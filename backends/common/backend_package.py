@@ -15,9 +15,14 @@ with open(os.path.join(_HERE, "manifest.json"), encoding="utf-8") as _f:
     MANIFEST = json.load(_f)
 
 
+# The protocol the shim calls; every other public name is the native module's (below).
+PROTOCOL = ("get_backend", "available_variant_specs", "active_variant_spec", "is_runtime_compatible",
+            "load_native_module", "available_variants", "active_variant")
+
+
 def get_backend() -> dict:
     """The entry point (group `proteus.backends`)."""
-    return {"kind": MANIFEST["kind"], "module": __name__, "priority": MANIFEST["priority"]}
+    return {"kind": MANIFEST["kind"], "module": __name__, "priority": MANIFEST.get("priority", 0)}
 
 
 def available_variant_specs() -> list:
@@ -26,6 +31,16 @@ def available_variant_specs() -> list:
 
 def active_variant_spec() -> dict:
     return dict(MANIFEST)
+
+
+def available_variants() -> list:
+    """The ids of this backend's variants (upstream's name for them)."""
+    return [spec["id"] for spec in available_variant_specs()]
+
+
+def active_variant() -> str:
+    """The id of the variant this backend loads."""
+    return active_variant_spec()["id"]
 
 
 def _runtime_device_count(probe: dict) -> int:
@@ -58,4 +73,12 @@ def is_runtime_compatible() -> bool:
 
 
 def load_native_module():
-    return importlib.import_module(MANIFEST["module"])
+    return importlib.import_module(MANIFEST.get("module", __name__ + "._proteus"))
+
+
+def __getattr__(name: str):
+    """The native module's names through the package (`proteus_backend_host.compile`), as upstream's
+    backend packages forward them; loads the native module on first use, never for protocol names."""
+    if name.startswith("_") or name in PROTOCOL:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(load_native_module(), name)

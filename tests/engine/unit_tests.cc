@@ -85,12 +85,19 @@ TEST(flags_take_the_usual_spellings) {
 TEST(levels_and_counts_reject_anything_else) {
   setenv("PROTEUS_OPT_LEVEL", "2", 1);
   CHECK(proteus::opt_level() == 2);
-  for (const char* bad : {"4", "-1", "O2", "22"}) {
+  for (const char* bad : {"4", "-1", "O2", "22", "S", "fast"}) {
     setenv("PROTEUS_OPT_LEVEL", bad, 1);
     CHECK(contains(thrown<proteus::ConfigError>([] { proteus::opt_level(); }), std::string("PROTEUS_OPT_LEVEL=") + bad));
   }
+  setenv("PROTEUS_OPT_LEVEL", "s", 1);
+  CHECK(proteus::opt_level() == proteus::kOptSize && proteus::opt_flag(proteus::opt_level()) == "-Os");
+  setenv("PROTEUS_OPT_LEVEL", "z", 1);
+  CHECK(proteus::opt_level() == proteus::kOptMinSize && proteus::opt_flag(proteus::opt_level()) == "-Oz");
   unsetenv("PROTEUS_OPT_LEVEL");
-  CHECK(proteus::opt_level() == 3);
+  CHECK(proteus::opt_level() == 3 && proteus::opt_flag(3) == "-O3");
+  setenv("PROTEUS_CODEGEN_OPT_LEVEL", "s", 1);  // code generation has no size levels
+  CHECK(contains(thrown<proteus::ConfigError>([] { proteus::codegen_opt_level(); }), "use 0, 1, 2 or 3"));
+  unsetenv("PROTEUS_CODEGEN_OPT_LEVEL");
   setenv("PROTEUS_CACHE_MAX_BYTES", "12345", 1);
   CHECK(proteus::count_setting("PROTEUS_CACHE_MAX_BYTES") == 12345);
   for (const char* bad : {"-1", " 5", "1e9", "12MB", "99999999999999999999999"}) {

@@ -97,3 +97,17 @@ def test_the_report_shows_the_engine(tmp_path):
     engine = json.loads(data.stdout)["engine"]
     assert engine["cache"]["dir"] == str(tmp_path / "cache") and engine["llvm_version"].startswith("22.")
     assert {s["name"] for s in engine["settings"]} >= {"PROTEUS_OPT_LEVEL", "PROTEUS_CACHE_DIR"}
+
+
+@pytest.mark.parametrize("level", ["s", "z"])
+def test_size_optimisation_levels(monkeypatch, level):
+    monkeypatch.setenv("PROTEUS_OPT_LEVEL", level)
+    source = 'extern "C" long tri(long n) { long t = 0; for (long i = 0; i < n; ++i) t += i; return t; } // %s' % level
+    m = proteus.compile(source)
+    assert m.get_function("tri")(10) == 45
+    attribute = "optsize" if level == "s" else "minsize"
+    assert attribute in m.ir  # clang's -Os / -Oz mark the functions so
+    monkeypatch.setenv("PROTEUS_OPT_LEVEL", "fast")
+    with pytest.raises(proteus.ConfigError, match="PROTEUS_OPT_LEVEL=fast is not an optimisation level: use 0, 1, 2, 3, "
+                                                  "s or z"):
+        proteus.compile(source + " changed")

@@ -49,7 +49,7 @@ BROKEN_KINDS = (
     "package_import_fails",  # importing proteus_backend_<kind> (the entry point target) raises
     "get_backend_missing_key",  # get_backend() lacks 'priority'
     "kind_mismatch",  # entry point name differs from the kind get_backend() reports
-    "manifest_missing_key",  # manifest.json lacks 'llvm_major'
+    "manifest_missing_key",  # manifest.json lacks 'id'
     "module_lacks_api",  # the backend package lacks is_runtime_compatible
     "native_import_fails",  # the native module _proteus raises ImportError when imported
     "version_mismatch",  # the distribution's version differs from the shim's
@@ -131,6 +131,7 @@ class FakeEnv:
         priority: int | None = None,
         variant_id: str | None = None,
         runtime_probe: dict | None = None,
+        minimal: bool = False,
     ) -> dict:
         """Installs a fake backend distribution of `kind` and returns a description of it.
 
@@ -138,6 +139,7 @@ class FakeEnv:
         cuda/rocm: a probe of a missing driver library -> False); False = a probe of a missing
         library (the real code path); True = the package overrides is_runtime_compatible() -> True.
         broken: one of BROKEN_KINDS.
+        minimal: the variant spec has only id and kind (upstream's minimal protocol).
         """
         if broken is not None and broken not in BROKEN_KINDS:
             raise ValueError(f"unknown broken kind {broken!r}")
@@ -162,7 +164,9 @@ class FakeEnv:
         elif runtime_compatible is False or (runtime_compatible is None and kind != "host"):
             manifest["runtime_probe"] = dict(MISSING_PROBE)
         if broken == "manifest_missing_key":
-            del manifest["llvm_major"]
+            del manifest["id"]
+        if minimal:  # upstream's minimal protocol: a variant spec of id and kind only
+            manifest = {"id": manifest["id"], "kind": kind}
 
         pkg_dir = self.site / package
         pkg_dir.mkdir()
@@ -196,7 +200,7 @@ class FakeEnv:
             f"[proteus.backends]\n{kind} = {package}:get_backend\n", encoding="utf-8"
         )
         (dist_info / "RECORD").write_text("", encoding="utf-8")
-        info = {"kind": kind, "distribution": dist, "version": dist_version, "variant": manifest["id"],
+        info = {"kind": kind, "distribution": dist, "version": dist_version, "variant": manifest.get("id"),
                 "package": package, "manifest": manifest}
         self.backends[kind] = info
         return info

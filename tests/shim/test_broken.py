@@ -10,7 +10,7 @@ PROBLEM_TEXT = {
     "package_import_fails": ["backend package is broken", "entry point"],
     "get_backend_missing_key": ["'priority'"],
     "kind_mismatch": ["'other'"],
-    "manifest_missing_key": ["llvm_major"],
+    "manifest_missing_key": ["lacks id"],
     "module_lacks_api": ["is_runtime_compatible"],
     "native_import_fails": ["proteus_backend_cuda._proteus", "libLLVM.so.22"],
     "version_mismatch": ["9.9.9", "differs"],
@@ -100,7 +100,7 @@ def test_only_broken_backends_is_a_clear_import_error(fake_env):
     res = fake_env.outcome("proteus.compile")
     assert res["error"] == "ImportError"
     assert "No usable Proteus backend" in res["message"]
-    assert CUDA_DIST in res["message"] and "llvm_major" in res["message"]
+    assert CUDA_DIST in res["message"] and "lacks id" in res["message"]
     assert "proteus-python-backend-rocm72" in res["message"] and "get_backend exploded" in res["message"]
     assert fake_env.outcome("proteus.available_backends()") == {"ok": True, "value": []}
 

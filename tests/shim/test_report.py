@@ -71,13 +71,13 @@ def test_broken_backends_are_reported(fake_env):
     broken_lines = [line for line in r.stdout.splitlines() if "BROKEN" in line]
     assert len(broken_lines) == 2
     assert any("proteus-python-backend-cuda12-llvm22" in line and "9.9.9" in line for line in broken_lines)
-    assert any("proteus-python-backend-rocm72" in line and "llvm_major" in line for line in broken_lines)
+    assert any("proteus-python-backend-rocm72" in line and "lacks id" in line for line in broken_lines)
     assert "selection: host" in r.stdout
 
     data = _json_report(fake_env)
     by_kind = {b["kind"]: b for b in data["backends"]}
     assert by_kind["cuda"]["healthy"] is False and "9.9.9" in by_kind["cuda"]["problem"]
-    assert by_kind["rocm"]["healthy"] is False and "llvm_major" in by_kind["rocm"]["problem"]
+    assert by_kind["rocm"]["healthy"] is False and "lacks id" in by_kind["rocm"]["problem"]
     assert by_kind["host"]["healthy"] is True
     assert data["selection"]["kind"] == "host"
 

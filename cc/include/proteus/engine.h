@@ -166,7 +166,8 @@ CallThunk call_thunk(const std::string& signature);
 // and typed reads through one parser per kind (a bad value: ConfigError naming variable and value).
 struct Setting {
   std::string name;
-  std::string kind;      // "flag" (1/0, true/false, on/off, yes/no), "level" (0-3), "count", "bytes", "path", "text"
+  std::string kind;      // "flag" (1/0, true/false, on/off, yes/no), "level" (0-3), "opt-level" (0-3, s, z),
+                         // "count", "bytes", "path", "text"
   std::string fallback;  // the default; "" when there is none or it is worked out (see doc)
   std::string doc;
 };
