@@ -92,6 +92,7 @@ CallThunk call_thunk(const std::string& signature) {
           "  ret i32 1\n";
   CompileRequest request;
   request.frontend = "llvmir";
+  request.internal = true;
   request.source_name = "thunk " + signature;
   request.source = "declare i32 @__gxx_personality_v0(...)\n"
                    "declare ptr @__cxa_begin_catch(ptr)\n"

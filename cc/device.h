@@ -87,7 +87,8 @@ class DeviceTarget : public Target {
   std::string name() const override { return spec_.name; }
   std::string cache_context(const CompileRequest& request) const override { return spec_.cache_context(request); }
   Artifact produce(const CompileRequest& request) const override { return spec_.produce(request); }
-  std::shared_ptr<CompiledModule> load(Artifact entry, const std::string& key) const override {
+  std::shared_ptr<CompiledModule> load(Artifact entry, const std::string& key,
+                                       const CompileRequest& /*request*/) const override {
     return make_device_module(entry, spec_.runtime, spec_.codegen, key);
   }
   std::string description() const override { return spec_.description(); }

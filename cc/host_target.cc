@@ -114,8 +114,9 @@ class HostTarget : public Target {
   std::string name() const override { return "host"; }
   std::string cache_context(const CompileRequest&) const override { return ""; }  // the CPU is in every key
   Artifact produce(const CompileRequest& request) const override { return produce_host(request); }
-  std::shared_ptr<CompiledModule> load(Artifact entry, const std::string& key) const override {
-    return link_host_module(key, std::move(entry));
+  std::shared_ptr<CompiledModule> load(Artifact entry, const std::string& key,
+                                       const CompileRequest& request) const override {
+    return link_host_module(key, std::move(entry), request);
   }
 };
 const HostTarget host_target;

@@ -89,8 +89,9 @@ std::string variant_key(const std::string& base_key, const std::string& base_ir,
 Artifact cached_or_produced(const std::string& key, const std::string& target,
                             const std::function<Artifact()>& produce, const std::string& what);
 
-// jit.cc: a host object linked into the process as a module of its own (the host target's load).
-std::shared_ptr<CompiledModule> link_host_module(const std::string& key, Artifact entry);
+// jit.cc: a host object linked into the process as a module of its own, resolving against the
+// request's link= modules (the host target's load).
+std::shared_ptr<CompiledModule> link_host_module(const std::string& key, Artifact entry, const CompileRequest& request);
 // host_target.cc: the variant of `name` (a function in the kept bitcode of a host module) with the
 // given arguments folded to constants, compiled to link against that module.
 Artifact produce_host_variant(const std::string& base_bitcode, const std::string& name, const std::string& codes,

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include "internal.h"
@@ -16,7 +17,9 @@
 #include "llvm/ExecutionEngine/Orc/ObjectLinkingLayer.h"
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/SHA256.h"
+#include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/Triple.h"
 
@@ -25,7 +28,10 @@ namespace {
 
 using namespace llvm::orc;
 
-std::atomic<uint64_t> frontend_runs{0}, compiles{0}, memory_hits{0}, disk_hits{0}, disk_misses{0};
+// What users asked for (compile() calls, and those that ran the compiler) apart from what the engine
+// compiles for itself (call thunks, specialised variants): engine.h EngineStats.
+std::atomic<uint64_t> frontend_runs{0}, compiles{0}, internal_compiles{0}, internal_runs{0};
+std::atomic<uint64_t> memory_hits{0}, disk_hits{0}, disk_misses{0};
 
 // C++ static destructors of JIT'd code register through __cxa_atexit with their module's
 // __dso_handle. We define both per module so they run when the module is freed, not at
@@ -94,16 +100,31 @@ struct Jit {
   }
 };
 
+// The host modules alive (as CompiledModule*): a checked downcast without RTTI (host_module_of).
+std::mutex live_mutex;
+std::set<const CompiledModule*> live_host_modules;
+
 class JitModule : public CompiledModule, public std::enable_shared_from_this<JitModule> {
  public:
   // `base`: a module whose definitions this one links against (specialised variants use the
-  // globals and helper functions of the module they were made from); kept alive by this one.
-  explicit JitModule(std::shared_ptr<JitModule> base = nullptr) : base_(std::move(base)) {
+  // globals and helper functions of the module they were made from); `links`: modules whose
+  // exported symbols its code may use (compile(link=...)). Searched after its own definitions, base
+  // first; kept alive by this one, so their code outlives every use of it.
+  JitModule(std::shared_ptr<JitModule> base, std::vector<std::shared_ptr<JitModule>> links)
+      : base_(std::move(base)), links_(std::move(links)) {
     Jit& jit = Jit::get();
     auto jd = jit.lljit->createJITDylib("proteus-module-" + std::to_string(jit.next_id++));
     if (!jd) throw CompileError("cannot create a JITDylib: " + llvm::toString(jd.takeError()));
     dylib_ = &*jd;
-    if (base_) dylib_->addToLinkOrder(*base_->dylib_, JITDylibLookupFlags::MatchExportedSymbolsOnly);
+    if (base_) {
+      dylib_->addToLinkOrder(*base_->dylib_, JITDylibLookupFlags::MatchExportedSymbolsOnly);
+      links_.insert(links_.begin(), base_->links_.begin(), base_->links_.end());  // a variant calls what its base calls
+    }
+    for (const auto& linked : links_) dylib_->addToLinkOrder(*linked->dylib_, JITDylibLookupFlags::MatchExportedSymbolsOnly);
+    {
+      std::lock_guard<std::mutex> lock(live_mutex);
+      live_host_modules.insert(this);
+    }
     auto& es = jit.lljit->getExecutionSession();
     SymbolMap runtime;
     runtime[es.intern("__cxa_atexit")] = {ExecutorAddr::fromPtr(&module_cxa_atexit), llvm::JITSymbolFlags::Exported};
@@ -114,6 +135,10 @@ class JitModule : public CompiledModule, public std::enable_shared_from_this<Jit
   }
 
   ~JitModule() override {
+    {
+      std::lock_guard<std::mutex> lock(live_mutex);
+      live_host_modules.erase(this);
+    }
     if (dso_handle_) run_module_destructors(dso_handle_);
     auto& es = Jit::get().lljit->getExecutionSession();
     if (auto err = es.removeJITDylib(*dylib_)) llvm::consumeError(std::move(err));
@@ -197,6 +222,7 @@ class JitModule : public CompiledModule, public std::enable_shared_from_this<Jit
 
  private:
   std::shared_ptr<JitModule> base_;
+  std::vector<std::shared_ptr<JitModule>> links_;
   JITDylib* dylib_ = nullptr;
   void* dso_handle_ = nullptr;  // the module's __dso_handle: identifies it to __cxa_atexit
   void (*init_)() = nullptr;
@@ -205,8 +231,27 @@ class JitModule : public CompiledModule, public std::enable_shared_from_this<Jit
   std::vector<std::string> function_names_;
 };
 
+// `module` as a host module, or nullptr if it is not one (a GPU module).
+std::shared_ptr<JitModule> host_module_of(const std::shared_ptr<CompiledModule>& module) {
+  std::lock_guard<std::mutex> lock(live_mutex);
+  if (!module || !live_host_modules.count(module.get())) return nullptr;
+  return std::static_pointer_cast<JitModule>(module);
+}
+
+// The modules compile(link=...) names, as host modules (CompileError for anything else).
+std::vector<std::shared_ptr<JitModule>> linked_modules(const CompileRequest& request) {
+  std::vector<std::shared_ptr<JitModule>> links;
+  for (const auto& module : request.link) {
+    std::shared_ptr<JitModule> host = host_module_of(module);
+    if (!host) throw CompileError("link= takes host modules only (GPU code cannot be linked into host code)");
+    links.push_back(std::move(host));
+  }
+  return links;
+}
+
 // Everything that changes the generated code: the request, the optimisation levels, the header
-// search in use, the CPU the code is tuned for, the LLVM and proteus versions.
+// search in use, the CPU the code is tuned for, the LLVM and proteus versions; and, as what its
+// symbols resolve to, the modules it links against.
 std::string cache_key(const CompileRequest& request, const Target& target) {
   static const std::string host = [] {
     std::string cpu = llvm::sys::getHostCPUName().str();
@@ -232,7 +277,23 @@ std::string cache_key(const CompileRequest& request, const Target& target) {
   for (const auto& a : request.extra_args) field(a);
   field(std::to_string(opt_level()) + "/" + std::to_string(codegen_opt_level()) + "/" + (request.verify ? "v" : ""));
   if (request.frontend != "llvmir") field(header_search_description());
+  for (const auto& linked : linked_modules(request)) field("link " + linked->key);
   return hex_digest(hash.final());
+}
+
+// PROTEUS_DUMP_LLVM_IR: the module's optimised IR (device IR for GPU modules) as
+// .proteus-dump/<source file name>-<key prefix>.ll in the current directory.
+void dump_ir(const CompiledModule& module, const std::string& source_name, const std::string& key) {
+  std::string name = source_name.substr(source_name.rfind('/') + 1);
+  std::string path = ".proteus-dump/" + name + "-" + key.substr(0, 16) + ".ll";
+  std::error_code error = llvm::sys::fs::create_directories(".proteus-dump");
+  if (!error) {
+    llvm::raw_fd_ostream out(path, error);
+    if (!error) out << module.ir();
+  }
+  if (error)
+    throw ConfigError("PROTEUS_DUMP_LLVM_IR=1: cannot write " + path + " (" + error.message() +
+                      "); run from a writable directory or unset it");
 }
 
 // The in-memory cache: a live module for a key, reused while the files its compile read are unchanged.
@@ -248,7 +309,7 @@ std::unordered_map<std::string, MemoryEntry> memory_cache;
 // `produce` runs contained (run_contained): it must own what it uses.
 // The result is stamped with `target`: the persistent cache gives it back to that target only.
 Artifact load_or_produce(const std::string& key, const std::string& target, const std::function<Artifact()>& produce,
-                         const std::string& what, double timeout = 0) {
+                         const std::string& what, bool internal, double timeout = 0) {
   ObjectCache* cache = ObjectCache::current();  // throws CacheError for an unsafe directory
   if (cache) {
     // An entry whose headers changed since is stale: compiled again, and replaced.
@@ -258,16 +319,17 @@ Artifact load_or_produce(const std::string& key, const std::string& target, cons
     }
     disk_misses++;
   }
-  frontend_runs++;
+  (internal ? internal_runs : frontend_runs)++;
   Artifact entry = run_contained(produce, what, timeout);
   entry.target = target;
   if (cache && entry.reusable) cache->store(key, entry);
   return entry;
 }
 
-// Links a host object into a new JITDylib (linking against `base`, if given).
-std::shared_ptr<JitModule> link_module(const std::string& key, Artifact entry, std::shared_ptr<JitModule> base = nullptr) {
-  auto jit_module = std::make_shared<JitModule>(std::move(base));
+// Links a host object into a new JITDylib (linking against `base` and `links`, if given).
+std::shared_ptr<JitModule> link_module(const std::string& key, Artifact entry, std::shared_ptr<JitModule> base,
+                                       std::vector<std::shared_ptr<JitModule>> links = {}) {
+  auto jit_module = std::make_shared<JitModule>(std::move(base), std::move(links));
   run_with_large_stack([&] {  // static constructors run here
     jit_module->link(llvm::MemoryBuffer::getMemBufferCopy(entry.binary, "proteus-object"), entry.entry_points);
   });
@@ -295,17 +357,19 @@ std::shared_ptr<CompiledModule> JitModule::variant(const std::string& name, cons
 
 Artifact cached_or_produced(const std::string& key, const std::string& target, const std::function<Artifact()>& produce,
                             const std::string& what) {
-  compiles++;
-  return load_or_produce(key, target, produce, what);
+  internal_compiles++;
+  return load_or_produce(key, target, produce, what, /*internal=*/true);
 }
 
-std::shared_ptr<CompiledModule> link_host_module(const std::string& key, Artifact entry) {
-  return link_module(key, std::move(entry));
+std::shared_ptr<CompiledModule> link_host_module(const std::string& key, Artifact entry, const CompileRequest& request) {
+  return link_module(key, std::move(entry), nullptr, linked_modules(request));
 }
 
 std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
   if (request.frontend != "cpp" && request.frontend != "c" && request.frontend != "llvmir")
     throw CompileError("frontend must be 'cpp', 'c' or 'llvmir' in this engine, not '" + request.frontend + "'");
+  if (!request.link.empty() && request.target != "host")
+    throw CompileError("link= is for host code; target='" + request.target + "' modules link nothing");
   if (request.frontend == "c" && request.target != "host")
     throw CompileError("frontend='c' compiles for the host; GPU kernels are written with frontend='cpp'");
   const Target* target = find_target(request.target);
@@ -315,7 +379,7 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
     throw CompileError("target '" + request.target + "' is not in this engine, which has " + known);
   }
   install_engine_handlers();
-  compiles++;
+  (request.internal ? internal_compiles : compiles)++;
   std::string key = cache_key(request, *target);
   {
     std::shared_ptr<CompiledModule> alive;
@@ -335,10 +399,11 @@ std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
   }
   Artifact entry = load_or_produce(
       key, target->name(), [request, target] { return target->produce(request); }, "compiling " + request.source_name,
-      request.timeout);
+      request.internal, request.timeout);
   auto inputs = std::make_shared<const std::vector<InputFile>>(entry.inputs);
   bool reusable = entry.reusable;
-  std::shared_ptr<CompiledModule> module = target->load(std::move(entry), key);
+  std::shared_ptr<CompiledModule> module = target->load(std::move(entry), key, request);
+  if (!request.internal && flag_setting("PROTEUS_DUMP_LLVM_IR")) dump_ir(*module, request.source_name, key);
   std::lock_guard<std::mutex> lock(cache_mutex);
   if (memory_cache.size() > 4096) {
     for (auto it = memory_cache.begin(); it != memory_cache.end();)
@@ -370,8 +435,17 @@ std::string variant_key(const std::string& base_key, const std::string& base_ir,
 }
 
 EngineStats engine_stats() {
-  return {frontend_runs.load(), compiles.load(), memory_hits.load(), disk_hits.load(), disk_misses.load(),
-          pch_build_count(), pch_use_count()};
+  EngineStats stats;
+  stats.frontend_runs = frontend_runs.load();
+  stats.compiles = compiles.load();
+  stats.internal_compiles = internal_compiles.load();
+  stats.internal_runs = internal_runs.load();
+  stats.memory_hits = memory_hits.load();
+  stats.disk_hits = disk_hits.load();
+  stats.disk_misses = disk_misses.load();
+  stats.pch_builds = pch_build_count();
+  stats.pch_uses = pch_use_count();
+  return stats;
 }
 
 std::string llvm_version() { return LLVM_VERSION_STRING; }

@@ -26,6 +26,8 @@ const std::vector<Setting>& table() {
       {"PROTEUS_CACHE_MAX_BYTES", "bytes", "1073741824", "size bound of the persistent cache in bytes"},
       {"PROTEUS_USE_PCH", "flag", "1", "0 turns automatic precompiled headers off"},
       {"PROTEUS_SPECIALIZE_ARGS", "flag", "1", "0 turns runtime specialisation off (the generic code runs)"},
+      {"PROTEUS_DUMP_LLVM_IR", "flag", "0",
+       "1 writes the optimised LLVM IR of each module compile() makes to .proteus-dump/<source>-<key>.ll here"},
       {"PROTEUS_SPECIALIZE_MAX_VARIANTS", "count", "64", "specialised variants kept in memory per function or kernel (at least 1)"},
       {"PROTEUS_CUDA_HOME", "path", "", "the CUDA 12 toolkit for target='cuda' (then CUDA_HOME, CUDA_PATH, else NVIDIA's pip wheels)"},
       {"CUDA_HOME", "path", "", "the CUDA 12 toolkit, after PROTEUS_CUDA_HOME"},

@@ -22,8 +22,9 @@ class Target {
   // The compile itself. It runs contained (contain.cc), so it may outlive its caller: it copies what it uses.
   // It need not set `target` in its result: the core stamps it.
   virtual Artifact produce(const CompileRequest& request) const = 0;
-  // The module made from a result, fresh or from the cache, stored under `key`.
-  virtual std::shared_ptr<CompiledModule> load(Artifact entry, const std::string& key) const = 0;
+  // The module made from a result, fresh or from the cache, stored under `key`, for `request`.
+  virtual std::shared_ptr<CompiledModule> load(Artifact entry, const std::string& key,
+                                               const CompileRequest& request) const = 0;
   // For reports: what the target found (a toolkit, a ROCm root) or why it found none.
   virtual std::string description() const { return ""; }
 };

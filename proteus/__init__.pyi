@@ -162,10 +162,13 @@ def compile(
     verify: bool = False,
     *,
     timeout: float | None = None,
+    link: Sequence[Module] | None = None,
 ) -> Module:
-    """Compile C++ (frontend='cpp') or LLVM IR/bitcode (frontend='llvmir'); source is text, bytes or a path.
+    """Compile C++ (frontend='cpp'), C (frontend='c') or LLVM IR/bitcode (frontend='llvmir'); source is
+    text, bytes or a path.
 
-    timeout: seconds after which a running compile is cancelled (TimeoutError)."""
+    timeout: seconds after which a running compile is cancelled (TimeoutError).
+    link: host Modules whose exported functions and variables the code may use (kept alive)."""
 
 def backend_info() -> dict[str, Any]:
     """Engine facts and counters for this process (LLVM version, build, header search, compile counts)."""

@@ -129,6 +129,25 @@ std::string supported_targets() {
   return s;
 }
 
+// link=None, or a list/tuple of host Modules.
+std::vector<std::shared_ptr<proteus::CompiledModule>> checked_link(py::handle link, const std::string& target) {
+  std::vector<std::shared_ptr<proteus::CompiledModule>> modules;
+  if (link.is_none()) return modules;
+  if (!py::isinstance<py::list>(link) && !py::isinstance<py::tuple>(link))
+    throw py::type_error("link must be a list of proteus.Module objects, not " + py::repr(link).cast<std::string>());
+  for (py::handle item : link) {
+    if (!py::isinstance<Module>(item))
+      throw py::type_error("link must be a list of proteus.Module objects; got " + py::repr(item).cast<std::string>());
+    const Module& linked = item.cast<const Module&>();
+    if (linked.target != "host")
+      throw py::value_error("link= takes host modules; this one is for target='" + linked.target + "'");
+    modules.push_back(linked.code);
+  }
+  if (!modules.empty() && target != "host")
+    throw py::value_error("link= is for host code; target='" + target + "' modules link nothing");
+  return modules;
+}
+
 // timeout=None, or seconds > 0.
 double checked_timeout(py::handle timeout) {
   if (timeout.is_none()) return 0;
@@ -144,7 +163,7 @@ double checked_timeout(py::handle timeout) {
 }
 
 Module compile(py::handle source, const std::string& frontend, const std::string& target, py::handle extra_args,
-               const std::string& compiler, bool verify, py::handle timeout) {
+               const std::string& compiler, bool verify, py::handle timeout, py::handle link) {
   if (frontend != "cpp" && frontend != "c" && frontend != "llvmir" && frontend != "mlir")
     throw py::value_error("frontend must be 'cpp', 'llvmir', or 'mlir' (or 'c' for C17 on the host)");
   if (compiler != "clang" && compiler != "nvcc") throw py::value_error("compiler must be 'clang' or 'nvcc'");
@@ -190,6 +209,7 @@ Module compile(py::handle source, const std::string& frontend, const std::string
   request.target = resolved;
   request.compiler = compiler;
   request.timeout = checked_timeout(timeout);
+  request.link = checked_link(link, resolved);
   Module module;
   module.target = resolved;
   try {
@@ -478,9 +498,9 @@ PYBIND11_MODULE(_proteus, m) {
     options.disable_function_signatures();
     m.def("compile", &compile, py::arg("source"), py::arg("frontend") = "cpp", py::arg("target") = "host",
           py::arg("extra_args") = py::list(), py::arg("compiler") = "clang", py::arg("verify") = false,
-          py::kw_only(), py::arg("timeout") = py::none(),
+          py::kw_only(), py::arg("timeout") = py::none(), py::arg("link") = py::none(),
           "compile(source, frontend='cpp', target='host', extra_args=[], compiler='clang', verify=False, *, "
-          "timeout=None)\n--\n\n"
+          "timeout=None, link=None)\n--\n\n"
           "Compile source at run time with the in-process Clang/LLVM 22 and return a Module.\n\n"
           "source: C++ (or CUDA/HIP) text, LLVM IR text or bitcode bytes, or the path of a file (a str\n"
           "    naming an existing file, or an os.PathLike, which must exist).\n"
@@ -489,7 +509,9 @@ PYBIND11_MODULE(_proteus, m) {
           "extra_args: flags for clang (-D, -I, -std=, -O...), cpp only.\n"
           "compiler: 'clang', or 'nvcc' for target='cuda'.\n"
           "verify: run LLVM's verifier on the generated IR.\n"
-          "timeout: seconds; a compile still running then is cancelled and raises TimeoutError.\n\n"
+          "timeout: seconds; a compile still running then is cancelled and raises TimeoutError.\n"
+          "link: host Modules whose exported functions and variables this code may call and use; the\n"
+          "    new Module keeps them alive.\n\n"
           "Bad source raises proteus.CompileError carrying the compiler's diagnostics; a compile that\n"
           "runs out of memory raises MemoryError; Ctrl-C interrupts a compile (KeyboardInterrupt).");
   }
@@ -505,6 +527,8 @@ PYBIND11_MODULE(_proteus, m) {
     info["distribution"] = backend_distribution();
     info["frontend_runs"] = stats.frontend_runs;
     info["compiles"] = stats.compiles;
+    info["internal_compiles"] = stats.internal_compiles;
+    info["internal_runs"] = stats.internal_runs;
     info["memory_hits"] = stats.memory_hits;
     info["disk_hits"] = stats.disk_hits;
     info["disk_misses"] = stats.disk_misses;

@@ -265,3 +265,12 @@ def test_kernel_specialization_compiles_one_variant_per_value(cuda):
     assert "[scale_param_1]" in m.ptx and "[scale_param_1]" not in variant.ptx  # n is no longer read: a constant
     with pytest.raises(ValueError, match="cannot specialize argument 0: it is a pointer"):
         m.get_kernel("scale", [cuda.ptr, cuda.i32, cuda.f32], specialize=[0])
+
+
+def test_link_takes_host_modules_only(cuda):
+    gpu = cuda.compile(SAXPY, target="cuda")
+    with pytest.raises(ValueError, match="link= takes host modules; this one is for target='cuda'"):
+        cuda.compile('extern "C" int f() { return 1; }', link=[gpu])
+    host = cuda.compile('extern "C" int g() { return 1; }')
+    with pytest.raises(ValueError, match="link= is for host code; target='cuda' modules link nothing"):
+        cuda.compile(SAXPY, target="cuda", link=[host])

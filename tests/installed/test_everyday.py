@@ -111,3 +111,36 @@ def test_size_optimisation_levels(monkeypatch, level):
     with pytest.raises(proteus.ConfigError, match="PROTEUS_OPT_LEVEL=fast is not an optimisation level: use 0, 1, 2, 3, "
                                                   "s or z"):
         proteus.compile(source + " changed")
+
+
+def test_counters_tell_user_compiles_from_internal_ones(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, proteus\n"
+            "m = proteus.compile('extern \"C\" int sq(int x) { return x * x; }')\n"
+            "f = m.get_function('sq', specialize=[0])\n"  # a call thunk
+            "f(3); f(4)\n"  # two variants
+            "i = proteus.backend_info()\n"
+            "print(json.dumps({k: i[k] for k in ('compiles', 'frontend_runs', 'internal_compiles', 'internal_runs')}))\n")
+    env = dict(os.environ, PROTEUS_CACHE_DIR=str(tmp_path / "cache"))
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                    check=True).stdout)
+    assert out == {"compiles": 1, "frontend_runs": 1, "internal_compiles": 3, "internal_runs": 3}
+    again = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                      check=True).stdout)
+    assert again == {"compiles": 1, "frontend_runs": 0, "internal_compiles": 3, "internal_runs": 0}  # all cached
+
+
+def test_dump_llvm_ir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROTEUS_DUMP_LLVM_IR", "1")
+    m = proteus.compile('extern "C" int dumped(int x) { return x + 1; }')
+    (dump,) = (tmp_path / ".proteus-dump").iterdir()
+    assert dump.name.startswith("source.cpp-") and dump.suffix == ".ll"
+    assert "define" in dump.read_text() and "@dumped" in dump.read_text() and dump.read_text() == m.ir
+    monkeypatch.setenv("PROTEUS_DUMP_LLVM_IR", "perhaps")
+    with pytest.raises(proteus.ConfigError, match="PROTEUS_DUMP_LLVM_IR=perhaps"):
+        proteus.compile('extern "C" int other(int x) { return x + 2; }')

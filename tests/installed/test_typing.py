@@ -86,7 +86,7 @@ def test_the_package_is_marked_typed():
 
 def test_signature_and_docstrings():
     params = list(inspect.signature(proteus.compile).parameters)
-    assert params == ["source", "frontend", "target", "extra_args", "compiler", "verify", "timeout"]
+    assert params == ["source", "frontend", "target", "extra_args", "compiler", "verify", "timeout", "link"]
     assert inspect.signature(proteus.compile).parameters["frontend"].default == "cpp"
     assert inspect.signature(proteus.compile).parameters["timeout"].kind is inspect.Parameter.KEYWORD_ONLY
     assert "CompileError" in proteus.compile.__doc__

@@ -61,6 +61,8 @@ class SymbolNotFound : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+class CompiledModule;
+
 struct CompileRequest {
   std::string source;  // bytes: C++ text, LLVM IR text, or LLVM bitcode
   std::string source_name = "source.cpp";  // the file name diagnostics show
@@ -70,6 +72,9 @@ struct CompileRequest {
   std::string target = "host";             // a registered target: "host", "cuda", "hip" (target_names())
   std::string compiler = "clang";          // "clang" | "nvcc" (cuda only)
   double timeout = 0;                      // seconds; > 0: CompileTimeout past it
+  bool internal = false;                   // made by the engine itself (a call thunk): counted apart
+  // Host modules whose exported functions and variables this one's code may use (it keeps them alive).
+  std::vector<std::shared_ptr<CompiledModule>> link;
 };
 
 // Called about every 50 ms by a thread waiting for a compile (on that thread): returning true gives
@@ -177,11 +182,13 @@ uint64_t count_setting(const char* name);
 
 // Statistics for this process (tests and benchmarks read them).
 struct EngineStats {
-  uint64_t frontend_runs = 0;  // clang frontend / IR parser invocations
-  uint64_t compiles = 0;       // compile() calls
-  uint64_t memory_hits = 0;    // compile() calls served by the in-memory cache
-  uint64_t disk_hits = 0;      // ... by the persistent cache
-  uint64_t disk_misses = 0;    // ... that looked in the persistent cache and compiled
+  uint64_t frontend_runs = 0;      // compile() calls that ran the compiler (no cache had the result)
+  uint64_t compiles = 0;           // compile() calls
+  uint64_t internal_compiles = 0;  // what the engine compiles for itself: call thunks, specialised variants
+  uint64_t internal_runs = 0;      // ... of those, how many ran the compiler
+  uint64_t memory_hits = 0;        // compile() calls served by the in-memory cache
+  uint64_t disk_hits = 0;          // persistent-cache lookups (users' and internal) that hit
+  uint64_t disk_misses = 0;        // ... that missed and compiled
   uint64_t pch_builds = 0;     // precompiled headers built
   uint64_t pch_uses = 0;       // C++ compiles that used a precompiled header
 };
