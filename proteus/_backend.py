@@ -79,14 +79,77 @@ def no_backend_message() -> str:
     )
 
 
-def _validate(ep) -> Backend:
-    dist = getattr(ep, "dist", None)
-    backend = Backend(
-        kind=ep.name,
-        distribution=dist.metadata["Name"] if dist is not None else "<unknown distribution>",
-        dist_version=dist.version if dist is not None else "?",
-        entry_point=ep.value,
-    )
+class EntryPoint:
+    """One entry point of the group, and the distribution that declares it."""
+
+    def __init__(self, name: str, value: str, metadata_dir: str):
+        self.name, self.value, self.metadata_dir = name, value, metadata_dir
+
+    def distribution(self) -> tuple[str, str]:
+        """(Name, Version) from the distribution's METADATA (PKG-INFO for .egg-info)."""
+        found = {}
+        for file in ("METADATA", "PKG-INFO"):
+            try:
+                with open(os.path.join(self.metadata_dir, file), encoding="utf-8") as f:
+                    for line in f:
+                        if not line.strip():
+                            break  # the headers end at the first blank line
+                        key, _, value = line.partition(":")
+                        if key in ("Name", "Version") and key not in found:
+                            found[key] = value.strip()
+                break
+            except OSError:
+                continue
+        return found.get("Name", "<unknown distribution>"), found.get("Version", "?")
+
+    def load(self):
+        module, _, attribute = self.value.split("[", 1)[0].partition(":")  # "module:attr [extras]"
+        target = importlib.import_module(module.strip())
+        for part in attribute.strip().split(".") if attribute.strip() else []:
+            target = getattr(target, part)
+        return target
+
+
+def _entry_points(group: str) -> list[EntryPoint]:
+    """The group's entry points of the distributions on sys.path, as importlib.metadata finds them
+    (each distribution once, the first on sys.path winning) but without importing it: reading the
+    entry_points.txt files directly takes well under a millisecond, the import tens of milliseconds."""
+    found, seen = [], set()
+    for entry in sys.path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:  # a zip file, a missing directory
+            continue
+        for name in names:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            project = name.rsplit("-", 1)[0] if name.endswith(".dist-info") else name[: -len(".egg-info")].split("-")[0]
+            normalized = project.replace("-", "_").replace(".", "_").lower()
+            if normalized in seen:
+                continue
+            seen.add(normalized)
+            metadata_dir = os.path.join(entry or ".", name)
+            try:
+                with open(os.path.join(metadata_dir, "entry_points.txt"), encoding="utf-8") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            section = None
+            for line in text.splitlines():
+                line = line.strip()
+                if not line or line.startswith(("#", ";")):
+                    continue
+                if line.startswith("[") and line.endswith("]"):
+                    section = line[1:-1].strip()
+                elif section == group and "=" in line:
+                    key, _, value = line.partition("=")
+                    found.append(EntryPoint(key.strip(), value.strip(), metadata_dir))
+    return found
+
+
+def _validate(ep: EntryPoint) -> Backend:
+    distribution, dist_version = ep.distribution()
+    backend = Backend(kind=ep.name, distribution=distribution, dist_version=dist_version, entry_point=ep.value)
     try:
         info = ep.load()()
     except Exception as exc:
@@ -140,9 +203,7 @@ def discover() -> list[Backend]:
     global _backends
     with _lock:
         if _backends is None:
-            from importlib import metadata  # ~20 ms: only when a backend is first needed
-
-            found = [_validate(ep) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+            found = [_validate(ep) for ep in _entry_points(ENTRY_POINT_GROUP)]
             _backends = sorted(found, key=lambda b: (-b.priority, b.kind))
         return _backends
 

@@ -296,3 +296,21 @@ def test_version(fake_env):
     out = fake_env.run_json("import json, proteus; print(json.dumps([proteus.__version__, proteus._backend.__version__]))")
     assert out == [_version.__version__, _version.__version__]
     assert isinstance(proteus.__version__, str) and proteus.__version__
+
+
+def test_discovery_reads_entry_points_without_importlib_metadata(fake_env):
+    # importlib.metadata costs tens of milliseconds to import; discovery reads the files it would read.
+    fake_env.add("host")
+    fake_env.add("cuda", broken="entry_point_raises")
+    out = fake_env.run_json("""
+        import json, sys, proteus
+        from proteus import _backend
+        kinds = proteus.available_backends()
+        imported = "importlib.metadata" in sys.modules
+        ours = sorted((e.name, e.value, e.distribution()) for e in _backend._entry_points("proteus.backends"))
+        from importlib import metadata
+        theirs = sorted((e.name, e.value, (e.dist.metadata["Name"], e.dist.version))
+                        for e in metadata.entry_points(group="proteus.backends"))
+        print(json.dumps({"kinds": kinds, "imported": imported, "same": ours == theirs, "n": len(ours)}))
+    """)
+    assert out == {"kinds": ["host"], "imported": False, "same": True, "n": 2}
