@@ -396,7 +396,7 @@ std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::L
     if (!invocation)
       throw CompileError("the compiler driver rejected the arguments (extra_args, toolkit paths):\n" + *diagnostics);
     Signatures found;
-    EmitLLVMWith action(&context, findings && language.runs_in_this_process ? &found : nullptr);
+    EmitLLVMWith action(&context, findings ? &found : nullptr);
     std::vector<std::string> read;
     if (!run_frontend(invocation, action, diag_stream, &read)) return nullptr;
     if (findings) {

@@ -12,7 +12,7 @@ class DeviceModule : public CompiledModule {
  public:
   DeviceModule(const Artifact& entry, DeviceRuntime& (*runtime)(), DeviceCodegen codegen, std::string key)
       : target_(entry.target), binary_(entry.binary), ptx_(entry.assembly), ir_(entry.bitcode), arch_(entry.arch),
-        warnings_(entry.warnings),
+        warnings_(entry.warnings), signatures_(entry.signatures),
         kernels_(entry.entry_points), runtime_(runtime), codegen_(codegen), key_(std::move(key)) {}
   ~DeviceModule() override {
     if (module_) runtime_().unload(module_);
@@ -26,6 +26,10 @@ class DeviceModule : public CompiledModule {
   std::string cubin() const override { return binary_; }
   std::string arch() const override { return arch_; }
   std::string warnings() const override { return warnings_; }
+  const FunctionSignature* signature(const std::string& name) const override {
+    auto it = signatures_.find(name);
+    return it == signatures_.end() ? nullptr : &it->second;
+  }
   void* kernel(const std::string& name) override {
     DeviceRuntime& runtime = runtime_();
     std::lock_guard<std::mutex> lock(mutex_);
@@ -70,6 +74,7 @@ class DeviceModule : public CompiledModule {
 
  private:
   std::string target_, binary_, ptx_, ir_, arch_, warnings_;
+  Signatures signatures_;
   std::vector<std::string> kernels_;
   DeviceRuntime& (*runtime_)();
   DeviceCodegen codegen_;
@@ -127,6 +132,7 @@ Artifact produce_device(const CompileRequest& request, const LanguageFlags& lang
   Artifact entry = codegen(*module, arch);
   entry.bitcode = std::move(ir);
   entry.warnings = std::move(found.warnings);
+  entry.signatures = std::move(found.signatures);  // the kernels' (and host functions') declarations
   entry.reusable = snapshot_inputs(found.read_files, started, &entry.inputs);
   return entry;
 }

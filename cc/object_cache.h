@@ -33,7 +33,7 @@ struct Artifact {
   std::string assembly;                   // the device assembly, where the target has one (cuda: PTX)
   std::vector<std::string> entry_points;  // host: the functions linked eagerly; GPU: the kernels
   std::string bitcode;                    // the IR it was made from (host: optimised): variants, Module.ir
-  Signatures signatures;                  // host: the C signatures of its functions (signatures.cc)
+  Signatures signatures;                  // the C signatures of its functions and kernels (signatures.cc)
   std::string warnings;                   // the compiler's warnings, replayed on every hit
   std::vector<InputFile> inputs;          // what the compile read: the result is valid while they are unchanged
   bool reusable = true;                   // false: an input changed during the compile; used once, never cached

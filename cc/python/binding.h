@@ -36,6 +36,9 @@ inline bool is_gpu(const std::string& target) { return target == "cuda" || targe
 py::list checked_argtypes(py::handle argtypes);
 std::vector<unsigned> checked_specialize(py::handle specialize, const std::string& codes, const char* ptr_type);
 
+// arguments.cc: the letter a typed pointer to this scalar kind checks elements against (0: none).
+char element_letter(char code);
+
 // kernel.cc: Module.get_kernel, and the proteus.Kernel type.
 py::object get_kernel(py::object self, const std::string& name, py::object argtypes, py::object specialize);
 void add_kernel_type(py::module_& m);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <Python.h>
+#include <pybind11/pybind11.h>
 
 #include <unistd.h>
 
@@ -48,6 +49,7 @@ struct ScalarType {
   char code;         // b i l I L f d p
   const char* name;  // "i32"
 };
+extern const ScalarType kScalars[8];  // proteus.i8 ... proteus.ptr (arguments.cc)
 
 // What a pointer argument must point to (ARCHITECTURE 4, "Checked pointers"): from the source's
 // declaration (proteus::CType) or a typed pointer (proteus.ptr[proteus.f64]).
@@ -57,6 +59,18 @@ struct PointerCheck {
   std::string spelling;   // for messages: "double *"
   bool active() const { return element != 0; }
 };
+
+// What a function or kernel is called with (arguments.cc): restype/argtypes given as ... take the
+// source's declaration, given ones are checked against it; pointers get their pointee's checks.
+struct CallTypes {
+  pybind11::object restype;          // a Type, or None
+  pybind11::list argtypes;           // of Type
+  std::string codes;                 // one kind code per argument
+  std::vector<PointerCheck> checks;  // per argument (empty: none checked)
+  std::string signature;             // as the source declares it, "" if not known
+};
+CallTypes call_types(const proteus::FunctionSignature* declared, const std::string& name, pybind11::object restype,
+                     pybind11::object argtypes, const std::string& where);
 
 struct FunctionSpec {
   std::string name;

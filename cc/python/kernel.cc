@@ -15,7 +15,8 @@ struct Kernel {
   std::string name;
   std::string codes;  // argument kinds, as for functions
   py::list argtypes;
-  std::vector<PointerCheck> checks;  // per argument, from typed pointers (empty: none)
+  std::vector<PointerCheck> checks;  // per argument, from the declaration or typed pointers (empty: none)
+  std::string signature;             // as the source declares it, "" if not known
   // Runtime specialisation: per tuple of values of these arguments, a variant module. The runtime's
   // kernel handles are kept by the modules (CompiledModule::kernel), not here: a launch copies the
   // module's shared_ptr before releasing the GIL, so no other launch can free what it uses.
@@ -123,12 +124,13 @@ py::object get_kernel(py::object self, const std::string& name, py::object argty
   k.owner = self;
   k.code = module.code;
   k.name = name;
-  k.argtypes = checked_argtypes(argtypes);
-  for (py::handle t : k.argtypes) {
-    const Type& type = t.cast<Type&>();
-    k.codes += type.code;
-    k.checks.push_back({type.pointee, type.pointee && !type.pointee_const, "proteus." + type.name});
-  }
+  // Kernels return nothing; their argument types come from the source as functions' do.
+  CallTypes types = call_types(module.code->signature(name), name, py::none(), argtypes,
+                               "get_kernel('" + name + "'): ");
+  k.argtypes = types.argtypes;
+  k.codes = types.codes;
+  k.checks = std::move(types.checks);
+  k.signature = std::move(types.signature);
   k.specialize = checked_specialize(specialize, k.codes, "proteus.ptr");
   return py::cast(std::move(k));
 }
@@ -137,6 +139,9 @@ void add_kernel_type(py::module_& m) {
   py::class_<Kernel>(m, "Kernel", "A GPU kernel; launch(grid, block, args, shmem=0, stream=None).")
       .def_property_readonly("name", [](const Kernel& k) { return k.name; })
       .def_property_readonly("argtypes", [](const Kernel& k) { return py::list(k.argtypes); })
+      .def_property_readonly("signature", [](const Kernel& k) -> py::object {
+        return k.signature.empty() ? py::object(py::none()) : py::object(py::str(k.signature));
+      }, "the kernel's signature as the source declares it, or None")
       .def_property_readonly("handle", [](Kernel& k) {
         std::shared_ptr<proteus::CompiledModule> code = k.code;
         return reinterpret_cast<uintptr_t>(without_gil([&] { return code->kernel(k.name); }));

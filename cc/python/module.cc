@@ -35,8 +35,6 @@ constexpr bool kHasMlir = false;
 // backends/facts.bzl: this backend's distribution, and those that ship the GPU targets.
 const char* backend_distribution() { return PROTEUS_DISTRIBUTION; }
 
-const ScalarType kScalars[] = {{'b', "i8"},  {'i', "i32"}, {'l', "i64"}, {'I', "u32"},
-                               {'L', "u64"}, {'f', "f32"}, {'d', "f64"}, {'p', "ptr"}};
 
 // A Module property: what the engine gives, as str or bytes, or None where it has nothing ("").
 template <typename PyText>
@@ -232,38 +230,6 @@ Module compile(py::handle source, const std::string& frontend, const std::string
   return module;
 }
 
-// What get_function can call, for the message that refuses a signature.
-constexpr const char* kCallable =
-    "proteus calls functions with a void or scalar result (bool, char, int, long, long long, unsigned, unsigned "
-    "long, float, double, enums) and scalar or pointer arguments; structs by value, references, member "
-    "functions, variadic functions, short, unsigned char and long double values are not supported";
-
-// The element format letter (proteus::CType::pointee) of a scalar Type: proteus.ptr[proteus.f64].
-char element_letter(char code) {
-  switch (code) {
-    case 'b': return 'b';
-    case 'i': return 'i';
-    case 'l': return 'q';
-    case 'I': return 'I';
-    case 'L': return 'Q';
-    case 'f': return 'f';
-    case 'd': return 'd';
-  }
-  return 0;
-}
-
-py::object type_object(char code) {
-  if (code == 'v') return py::none();
-  for (const ScalarType& s : kScalars)
-    if (s.code == code) return py::cast(Type{code, s.name});
-  throw std::logic_error("no proteus type for a declared kind");
-}
-
-std::string type_text(py::handle type) { return type.is_none() ? "None" : py::repr(type).cast<std::string>(); }
-
-// Integers of one size are interchangeable (ctypes-style argtypes often ignore signedness).
-char same_size(char code) { return code == 'I' ? 'i' : code == 'L' ? 'l' : code; }
-
 // restype/argtypes given as ... (or omitted) come from the source's declaration; given ones are
 // checked against it; pointer arguments get the checks their declared pointee (or a typed pointer) asks for.
 py::object get_function(py::object self, const std::string& name, py::object restype, py::object argtypes,
@@ -271,8 +237,7 @@ py::object get_function(py::object self, const std::string& name, py::object res
   Module& module = self.cast<Module&>();
   if (is_gpu(module.target))
     throw py::value_error("Target is a GPU model, cannot directly run functions, use launch()");
-  bool restype_declared = restype.is(py::ellipsis()), argtypes_declared = argtypes.is(py::ellipsis());
-  if (!restype_declared && !restype.is_none() && !py::isinstance<Type>(restype))
+  if (!restype.is(py::ellipsis()) && !restype.is_none() && !py::isinstance<Type>(restype))
     throw py::type_error("restype must be a proteus type (e.g. proteus.i32) or None");
   std::string where = "get_function('" + name + "'): ";
   void* address = without_gil([&] { return reinterpret_cast<void*>(module.code->address(name)); });
@@ -282,73 +247,22 @@ py::object get_function(py::object self, const std::string& name, py::object res
     throw py::type_error(where + "'" + name + "' is a variable, not a function; the module's functions are " +
                          py::repr(py::cast(functions)).cast<std::string>() +
                          " (get_function_address gives a variable's address)");
-  const proteus::FunctionSignature* declared = module.code->signature(name);
-  if (declared) {
-    if (!declared->problem.empty()) throw py::type_error(where + "'" + name + "' cannot be called: " + declared->problem + "; " + kCallable);
-    if (!declared->result.code)
-      throw py::type_error(where + "its result type '" + declared->result.spelling + "' is not supported; " + kCallable);
-    for (size_t i = 0; i < declared->params.size(); ++i)
-      if (!declared->params[i].code)
-        throw py::type_error(where + "argument " + std::to_string(i) + " has type '" + declared->params[i].spelling +
-                             "', which is not supported; " + kCallable);
-  } else if (restype_declared || argtypes_declared) {
-    throw py::type_error(where + "the source's declaration of '" + name +
-                         "' is not known here (it is not defined in the source itself); give restype and argtypes");
-  }
-  if (restype_declared) restype = type_object(declared->result.code);
-  py::list types;
-  if (argtypes_declared) {
-    for (const proteus::CType& param : declared->params) types.append(type_object(param.code));
-  } else {
-    types = checked_argtypes(argtypes);
-  }
+  CallTypes types = call_types(module.code->signature(name), name, restype, argtypes, where);
   FunctionSpec spec;
   spec.name = name;
   spec.address = address;
-  spec.ret = restype.is_none() ? 'v' : restype.cast<Type&>().code;
-  for (py::handle t : types) spec.args += t.cast<Type&>().code;
-  if (declared) {
-    if (same_size(spec.ret) != same_size(declared->result.code))
-      throw py::type_error(where + "the source declares the result '" + declared->result.spelling +
-                           "', but restype is " + type_text(restype));
-    if (spec.args.size() != declared->params.size())
-      throw py::type_error(where + "the source declares " + std::to_string(declared->params.size()) +
-                           " arguments, but argtypes give " + std::to_string(spec.args.size()));
-    for (size_t i = 0; i < spec.args.size(); ++i)
-      if (same_size(spec.args[i]) != same_size(declared->params[i].code))
-        throw py::type_error(where + "argument " + std::to_string(i) + " is '" + declared->params[i].spelling +
-                             "' in the source, but argtypes give " + type_text(types[i]));
-  }
-  for (size_t i = 0; i < spec.args.size(); ++i) {
-    if (spec.args[i] != 'p') continue;
-    const Type& given = types[i].cast<Type&>();
-    PointerCheck check;
-    if (declared && declared->params[i].pointee) {
-      const proteus::CType& param = declared->params[i];
-      if (given.pointee && given.pointee != param.pointee && param.pointee != 'v' && param.pointee != '*')
-        throw py::type_error(where + "argument " + std::to_string(i) + " is '" + param.spelling +
-                             "' in the source, but argtypes give " + type_text(types[i]));
-      check = {param.pointee, !param.pointee_const, param.spelling};
-    } else if (given.pointee) {
-      check = {given.pointee, !given.pointee_const, "proteus." + given.name};
-    }
-    spec.checks.resize(spec.args.size());
-    spec.checks[i] = check;
-  }
-  if (declared) {
-    spec.signature = declared->result.spelling + " " + name + "(";
-    for (size_t i = 0; i < declared->params.size(); ++i)
-      spec.signature += (i ? ", " : "") + declared->params[i].spelling;
-    spec.signature += ")";
-  }
+  spec.ret = types.restype.is_none() ? 'v' : types.restype.cast<Type&>().code;
+  spec.args = types.codes;
+  spec.checks = std::move(types.checks);
+  spec.signature = std::move(types.signature);
   spec.specialize = checked_specialize(specialize, spec.args, "proteus.ptr");
   if (!spec.specialize.empty()) spec.variant_limit = variant_limit();
   spec.code = module.code;
   std::string thunk_signature = std::string(1, spec.ret) + "(" + spec.args + ")";
   spec.thunk = without_gil([&] { return proteus::call_thunk(thunk_signature); });
   spec.owner = self.ptr();
-  spec.restype = restype.ptr();
-  spec.argtypes = types.ptr();
+  spec.restype = types.restype.ptr();
+  spec.argtypes = types.argtypes.ptr();
   PyObject* function = make_function(spec);
   if (!function) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(function);
@@ -469,7 +383,7 @@ PYBIND11_MODULE(_proteus, m) {
            "ones are checked against it. Pointer arguments are checked against their declared pointee (element "
            "type, C-contiguity, writability unless const). specialize=[i, ...]: each call runs a variant compiled "
            "for that call's values of those scalar arguments (one per distinct value tuple, cached).")
-      .def("get_kernel", &get_kernel, py::arg("name"), py::arg("argtypes") = py::list(),
+      .def("get_kernel", &get_kernel, py::arg("name"), py::arg("argtypes") = py::ellipsis(),
            py::arg("specialize") = py::none(),
            "A launchable kernel of a GPU module (the runtime is opened at the first launch). specialize=[i, ...]: "
            "each launch runs a variant compiled for that launch's values of those scalar arguments.")

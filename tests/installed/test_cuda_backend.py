@@ -274,3 +274,21 @@ def test_link_takes_host_modules_only(cuda):
     host = cuda.compile('extern "C" int g() { return 1; }')
     with pytest.raises(ValueError, match="link= is for host code; target='cuda' modules link nothing"):
         cuda.compile(SAXPY, target="cuda", link=[host])
+
+
+def test_kernel_signatures_come_from_the_source(cuda):
+    m = cuda.compile(SAXPY, target="cuda")
+    k = m.get_kernel("saxpy")  # argtypes from the declaration
+    assert k.signature == "void saxpy(int, float, const float *, float *)"
+    assert k.argtypes == ARGS
+    with pytest.raises(TypeError, match=r"get_kernel\('saxpy'\): argument 1 is 'float' in the source, but argtypes "
+                                        r"give proteus.f64"):
+        m.get_kernel("saxpy", [cuda.i32, cuda.f64, cuda.ptr, cuda.ptr])
+
+    class Device:
+        def __init__(self, typestr):
+            self.__cuda_array_interface__ = {"data": (4096, False), "shape": (2,), "typestr": typestr, "version": 3}
+
+    with pytest.raises(TypeError, match=r"argument 2 \('const float \*'\) needs float32 elements; got an array of "
+                                        r"float64"):
+        k.launch(1, 1, [2, 1.0, Device("<f8"), Device("<f4")])  # checked before the driver is needed
