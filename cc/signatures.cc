@@ -51,6 +51,8 @@ class SignatureCollector : public clang::ASTConsumer {
 
  private:
   void visit(clang::Decl* decl) {
+    // Only what the main file declares: never walk the headers' namespaces (std holds thousands).
+    if (!context_->getSourceManager().isInMainFile(decl->getLocation())) return;
     if (auto* ns = llvm::dyn_cast<clang::NamespaceDecl>(decl)) {
       for (clang::Decl* inner : ns->decls()) visit(inner);
     } else if (auto* linkage = llvm::dyn_cast<clang::LinkageSpecDecl>(decl)) {
@@ -64,9 +66,7 @@ class SignatureCollector : public clang::ASTConsumer {
   }
 
   void add(clang::FunctionDecl* fn) {
-    if (!fn->doesThisDeclarationHaveABody() || !fn->isExternallyVisible() || fn->isDependentContext() ||
-        !context_->getSourceManager().isInMainFile(fn->getLocation()))
-      return;
+    if (!fn->doesThisDeclarationHaveABody() || !fn->isExternallyVisible() || fn->isDependentContext()) return;
     FunctionSignature signature;
     signature.result = c_type(fn->getReturnType(), true);
     for (const clang::ParmVarDecl* param : fn->parameters()) signature.params.push_back(c_type(param->getType(), false));
