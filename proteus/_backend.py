@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import threading
 import warnings
+from _thread import RLock  # threading's own; importing threading costs milliseconds at start-up
 
 try:
     from ._version import __version__
@@ -35,7 +35,7 @@ VARIANT_SPEC_REQUIRED = ("id", "kind")
 VARIANT_SPEC_DEFAULTS = {"module": None, "llvm_major": None, "cuda_major": None, "rocm_version": None,
                          "platform": None, "priority": None, "version": None}
 
-_lock = threading.RLock()
+_lock = RLock()
 _backends: list[Backend] | None = None  # discovery result, cached for the process
 _locked: tuple[Backend, dict] | None = None  # (backend, variant spec) once a native module is loaded
 _native = None

@@ -2,17 +2,19 @@
 
 Bazel installs this file as `proteus_backend_<kind>/__init__.py`; everything that differs
 between the backends is data in the `manifest.json` beside it (the variant spec: id, kind,
-module, priority, versions, and how to probe the GPU runtime).
+module, priority, versions, and how to probe the GPU runtime), also written as `_manifest.py`.
 """
 
-import ctypes
 import importlib
-import json
-import os
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-with open(os.path.join(_HERE, "manifest.json"), encoding="utf-8") as _f:
-    MANIFEST = json.load(_f)
+try:
+    from ._manifest import MANIFEST  # manifest.json as Python, written beside it by the build
+except ImportError:  # a package with manifest.json alone (the shim tests' fake backends)
+    import json
+    import os
+
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "manifest.json"), encoding="utf-8") as _f:
+        MANIFEST = json.load(_f)
 
 
 # The protocol the shim calls; every other public name is the native module's (below).
@@ -45,6 +47,8 @@ def active_variant() -> str:
 
 def _runtime_device_count(probe: dict) -> int:
     """Devices reported by the GPU driver library named in the manifest (0 if it cannot load)."""
+    import ctypes  # only GPU backends probe: the host backend never imports it
+
     for name in probe["libraries"]:
         try:
             lib = ctypes.CDLL(name)

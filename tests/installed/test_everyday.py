@@ -144,3 +144,21 @@ def test_dump_llvm_ir(tmp_path, monkeypatch):
     monkeypatch.setenv("PROTEUS_DUMP_LLVM_IR", "perhaps")
     with pytest.raises(proteus.ConfigError, match="PROTEUS_DUMP_LLVM_IR=perhaps"):
         proteus.compile('extern "C" int other(int x) { return x + 2; }')
+
+
+def test_a_first_result_imports_nothing_it_does_not_need(tmp_path):
+    # Start-up cost is mostly imports: discovery reads entry points without importlib.metadata, the
+    # manifest is Python (no json), ctypes only for a GPU probe or a ctypes argument, the shim's
+    # lock is _thread's (threading pulls in functools and collections).
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, proteus\n"
+            "m = proteus.compile('extern \"C\" int plus1(int x) { return x + 1; }')\n"
+            "assert m.get_function('plus1', proteus.i32, [proteus.i32])(41) == 42\n"
+            "print(sorted({'json', 'ctypes', 'importlib.metadata', 'threading'} & set(sys.modules)))\n")
+    env = dict(os.environ, PROTEUS_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
