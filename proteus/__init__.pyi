@@ -84,6 +84,9 @@ class Function:
     @property
     def restype(self) -> Type | None: ...
     @property
+    def release_gil(self) -> bool:
+        """Whether calls release the GIL (get_function(..., release_gil=False) keeps it)."""
+    @property
     def signature(self) -> str | None:
         """The C signature as the source declares it, e.g. "double f(const double *, long)"."""
     @property
@@ -106,6 +109,8 @@ class Kernel:
     def name(self) -> str: ...
     @property
     def argtypes(self) -> list[Type]: ...
+    @property
+    def signature(self) -> str | None: ...
     @property
     def handle(self) -> int: ...
     @property
@@ -150,6 +155,8 @@ class Module:
         restype: Type | None = ...,
         argtypes: Sequence[Type] = ...,
         specialize: Sequence[int] | None = None,
+        *,
+        release_gil: bool = True,
     ) -> Function: ...
     def get_kernel(self, name: str, argtypes: Sequence[Type] = ..., specialize: Sequence[int] | None = None) -> Kernel: ...
 

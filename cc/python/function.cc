@@ -41,6 +41,7 @@ struct FunctionObject {
   void* address;
   proteus::CallThunk thunk;
   char ret;
+  bool release_gil;  // false: the call keeps the GIL (get_function(..., release_gil=False))
   Py_ssize_t nargs;
   char* args;  // nargs codes
   PyObject* name;
@@ -291,9 +292,13 @@ PyObject* function_vectorcall(PyObject* self, PyObject* const* argv, size_t narg
   std::shared_ptr<proteus::CompiledModule> keep_alive;
   if (f->variants && !f->variants->unspecialisable && !select_variant(f, slots, &address, &keep_alive)) return nullptr;
   int threw;
-  Py_BEGIN_ALLOW_THREADS
-  threw = thunk(address, slots, &result);
-  Py_END_ALLOW_THREADS
+  if (f->release_gil) {
+    Py_BEGIN_ALLOW_THREADS
+    threw = thunk(address, slots, &result);
+    Py_END_ALLOW_THREADS
+  } else {
+    threw = thunk(address, slots, &result);
+  }
   if (threw) return raise_native_error(PyUnicode_AsUTF8(f->name));
   return box(f->ret, result);
 }
@@ -347,6 +352,9 @@ PyObject* get_restype(PyObject* self, void*) { return Py_NewRef(reinterpret_cast
 PyObject* get_argtypes(PyObject* self, void*) {
   return PySequence_List(reinterpret_cast<FunctionObject*>(self)->argtypes);
 }
+PyObject* get_release_gil(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<FunctionObject*>(self)->release_gil);
+}
 PyObject* get_signature(PyObject* self, void*) {
   return Py_NewRef(reinterpret_cast<FunctionObject*>(self)->signature);
 }
@@ -365,6 +373,7 @@ PyGetSetDef function_getset[] = {
     {"restype", get_restype, nullptr, "the result type (None for void)", nullptr},
     {"argtypes", get_argtypes, nullptr, "the argument types", nullptr},
     {"address", get_address, nullptr, "the function's address", nullptr},
+    {"release_gil", get_release_gil, nullptr, "whether calls release the GIL (get_function's release_gil)", nullptr},
     {"signature", get_signature, nullptr, "the function's C signature as the source declares it, or None", nullptr},
     {"module", get_module, nullptr, "the Module this function belongs to", nullptr},
     {"specialize", get_specialize, nullptr, "indices of the arguments folded to constants per call", nullptr},
@@ -641,6 +650,7 @@ PyObject* make_function(const FunctionSpec& spec) {
   f->address = spec.address;
   f->thunk = spec.thunk;
   f->ret = spec.ret;
+  f->release_gil = spec.release_gil;
   f->nargs = static_cast<Py_ssize_t>(spec.args.size());
   f->args = static_cast<char*>(PyMem_Malloc(spec.args.size() + 1));
   std::memcpy(f->args, spec.args.c_str(), spec.args.size() + 1);

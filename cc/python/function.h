@@ -87,6 +87,7 @@ struct FunctionSpec {
   size_t variant_limit = 0;  // the bound of its variant cache (when specialised)
   std::vector<PointerCheck> checks;  // per argument (empty: none checked)
   std::string signature;             // as the source declares it, "" if not known
+  bool release_gil = true;           // false: calls keep the GIL (short functions; opt-in)
 };
 
 // PROTEUS_SPECIALIZE_MAX_VARIANTS (the bound of a VariantCache); throws proteus::ConfigError for a bad value.

@@ -233,7 +233,7 @@ Module compile(py::handle source, const std::string& frontend, const std::string
 // restype/argtypes given as ... (or omitted) come from the source's declaration; given ones are
 // checked against it; pointer arguments get the checks their declared pointee (or a typed pointer) asks for.
 py::object get_function(py::object self, const std::string& name, py::object restype, py::object argtypes,
-                        py::object specialize) {
+                        py::object specialize, bool release_gil) {
   Module& module = self.cast<Module&>();
   if (is_gpu(module.target))
     throw py::value_error("Target is a GPU model, cannot directly run functions, use launch()");
@@ -257,6 +257,7 @@ py::object get_function(py::object self, const std::string& name, py::object res
   spec.signature = std::move(types.signature);
   spec.specialize = checked_specialize(specialize, spec.args, "proteus.ptr");
   if (!spec.specialize.empty()) spec.variant_limit = variant_limit();
+  spec.release_gil = release_gil;
   spec.code = module.code;
   std::string thunk_signature = std::string(1, spec.ret) + "(" + spec.args + ")";
   spec.thunk = without_gil([&] { return proteus::call_thunk(thunk_signature); });
@@ -378,11 +379,14 @@ PYBIND11_MODULE(_proteus, m) {
            },
            py::arg("name"))
       .def("get_function", &get_function, py::arg("name"), py::arg("restype") = py::ellipsis(),
-           py::arg("argtypes") = py::ellipsis(), py::arg("specialize") = py::none(),
+           py::arg("argtypes") = py::ellipsis(), py::arg("specialize") = py::none(), py::kw_only(),
+           py::arg("release_gil") = true,
            "A callable for a host function. restype/argtypes left out (...) are the source's declaration; given "
            "ones are checked against it. Pointer arguments are checked against their declared pointee (element "
            "type, C-contiguity, writability unless const). specialize=[i, ...]: each call runs a variant compiled "
-           "for that call's values of those scalar arguments (one per distinct value tuple, cached).")
+           "for that call's values of those scalar arguments (one per distinct value tuple, cached). "
+           "release_gil=False keeps the GIL during calls: cheaper for short functions, but no other Python "
+           "thread runs meanwhile (and the function must not call back into Python).")
       .def("get_kernel", &get_kernel, py::arg("name"), py::arg("argtypes") = py::ellipsis(),
            py::arg("specialize") = py::none(),
            "A launchable kernel of a GPU module (the runtime is opened at the first launch). specialize=[i, ...]: "

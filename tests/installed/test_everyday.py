@@ -162,3 +162,33 @@ def test_a_first_result_imports_nothing_it_does_not_need(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_release_gil_false_keeps_the_gil_during_the_call():
+    import threading
+
+    import numpy as np
+
+    # The native function counts how far a Python thread got while it slept: that thread can only
+    # move while the GIL is free.
+    sleeper = proteus.compile("#include <unistd.h>\n"
+                              'extern "C" long nap(const volatile long* counter, int ms) {\n'
+                              "  long start = *counter; usleep(ms * 1000); return *counter - start; }\n")
+    counter = np.zeros(1, dtype=np.int64)
+    stop = threading.Event()
+
+    def count():
+        while not stop.is_set():
+            counter[0] += 1
+
+    worker = threading.Thread(target=count)
+    worker.start()
+    try:
+        held = sleeper.get_function("nap", release_gil=False)
+        released = sleeper.get_function("nap")
+        assert held.release_gil is False and released.release_gil is True
+        assert held(counter, 200) == 0  # nothing else ran
+        assert released(counter, 200) > 0
+    finally:
+        stop.set()
+        worker.join()
