@@ -36,9 +36,25 @@ def _cuda_repo_impl(ctx):
     if not found:
         python = ctx.path(Label("@proteus_py//:tool_python.sh"))
         req = ctx.path(Label("//toolchains:requirements-cuda.txt"))
-        res = ctx.execute([python, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--require-hashes",
-                           "--dest", "wheels", "-r", req], environment = {"PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-                          timeout = 600, quiet = True)
+        res = ctx.execute(
+            [
+                python,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--require-hashes",
+                "--dest",
+                "wheels",
+                "-r",
+                req,
+            ],
+            environment = {"PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+            timeout = 600,
+            quiet = True,
+        )
         if res.return_code != 0:
             _fail("pip download -r toolchains/requirements-cuda.txt failed (set PROTEUS_CUDA_HOME to a CUDA %d " % CUDA_MAJOR +
                   "toolkit to build without it):\n" + res.stderr[-3000:])

@@ -53,9 +53,25 @@ def _sysroot_impl(ctx):
     if python == None:
         _fail("python3 is not on PATH (needed to fetch the pinned ziglang wheel with pip).")
     req = ctx.path(Label("//toolchains:requirements-sysroot.txt"))
-    _run(ctx, [python, "-m", "pip", "download", "-q", "--no-deps", "--require-hashes", "--only-binary=:all:",
-               "--dest", "download", "-r", req], "pip download -r toolchains/requirements-sysroot.txt",
-         {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"})
+    _run(
+        ctx,
+        [
+            python,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--dest",
+            "download",
+            "-r",
+            req,
+        ],
+        "pip download -r toolchains/requirements-sysroot.txt",
+        {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"},
+    )
     wheel = [p for p in ctx.path("download").readdir() if p.basename.endswith(".whl")][0]
     ctx.symlink(wheel, "ziglang.zip")
     ctx.extract("ziglang.zip", "zig")
@@ -65,9 +81,27 @@ def _sysroot_impl(ctx):
     # 2. Zig builds the glibc 2.28 stubs and start files as a side effect of linking a tiny program.
     ctx.file("probe.c", "int main(void) { return 0; }\n")
     cache = str(ctx.path("zig_cache"))
-    _run(ctx, [zig, "cc", "-target", _TARGET, "-O2", "-fno-sanitize=all", "-o", "probe", "probe.c",
-               "-lc", "-lm", "-lpthread", "-ldl", "-lrt"],
-         "zig cc -target " + _TARGET, {"ZIG_GLOBAL_CACHE_DIR": cache, "ZIG_LOCAL_CACHE_DIR": cache, "HOME": cache})
+    _run(
+        ctx,
+        [
+            zig,
+            "cc",
+            "-target",
+            _TARGET,
+            "-O2",
+            "-fno-sanitize=all",
+            "-o",
+            "probe",
+            "probe.c",
+            "-lc",
+            "-lm",
+            "-lpthread",
+            "-ldl",
+            "-lrt",
+        ],
+        "zig cc -target " + _TARGET,
+        {"ZIG_GLOBAL_CACHE_DIR": cache, "ZIG_LOCAL_CACHE_DIR": cache, "HOME": cache},
+    )
 
     lib = "root/lib/x86_64-linux-gnu/"
     usr_lib = "root/usr/lib/x86_64-linux-gnu/"

@@ -10,12 +10,24 @@ in the tools venv. Nothing of theirs is committed to this repository.
 
 # notice file -> (what it covers, how it is used, the file the build links, full license texts)
 _COMPONENTS = {
-    "LLVM.txt": ("LLVM, Clang and LLD", "linked statically; clang's resource headers are shipped", "llvm:libLLVMCore.a",
-                 ["Apache-2.0"]),
-    "GCC-runtime.txt": ("GCC's libstdc++ and libgcc (GCC Runtime Library Exception)", "linked statically",
-                        "cc:libstdc++.a", ["GPL-3"]),
-    "glibc.txt": ("the GNU C Library's libc_nonshared wrappers", "linked statically", "cc:libc_nonshared.a",
-                  ["LGPL-2.1"]),
+    "LLVM.txt": (
+        "LLVM, Clang and LLD",
+        "linked statically; clang's resource headers are shipped",
+        "llvm:libLLVMCore.a",
+        ["Apache-2.0"],
+    ),
+    "GCC-runtime.txt": (
+        "GCC's libstdc++ and libgcc (GCC Runtime Library Exception)",
+        "linked statically",
+        "cc:libstdc++.a",
+        ["GPL-3"],
+    ),
+    "glibc.txt": (
+        "the GNU C Library's libc_nonshared wrappers",
+        "linked statically",
+        "cc:libc_nonshared.a",
+        ["LGPL-2.1"],
+    ),
     "zlib.txt": ("zlib", "linked statically", "cc:libz.a", []),
     "zstd.txt": ("Zstandard", "linked statically", "cc:libzstd.a", []),
 }
@@ -67,8 +79,11 @@ def _notices_impl(ctx):
 
     # pybind11: its own LICENSE, from its distribution in the tools venv (@proteus_py).
     venv = ctx.path(Label("@proteus_py//:BUILD.bazel")).dirname
-    found = _run(ctx, ["find", str(venv) + "/tools_venv/", "-path", "*pybind11-*.dist-info/*", "-name", "LICENSE*"],
-                 "looking for pybind11's LICENSE").split("\n")
+    found = _run(
+        ctx,
+        ["find", str(venv) + "/tools_venv/", "-path", "*pybind11-*.dist-info/*", "-name", "LICENSE*"],
+        "looking for pybind11's LICENSE",
+    ).split("\n")
     if not found or not found[0]:
         _fail("pybind11's LICENSE is not in @proteus_py's tools venv.")
     ctx.file("pybind11.txt", "pybind11: its headers are compiled into the extension module.\n\n" + ctx.read(found[0]))

@@ -74,21 +74,55 @@ def _python_repo_impl(ctx):
     test_req = ctx.path(Label("//toolchains:requirements-test.txt"))
     _run(ctx, [tools_info["executable"], "-m", "venv", "--clear", "tools_venv"], "creating the tools venv")
     pip_env = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
-    _run(ctx, ["tools_venv/bin/python", "-m", "pip", "install", "-q", "--require-hashes",
-               "--no-deps", "-r", tools_req], "pip install -r toolchains/requirements-tools.txt", pip_env)
+    _run(ctx, [
+        "tools_venv/bin/python",
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--require-hashes",
+        "--no-deps",
+        "-r",
+        tools_req,
+    ], "pip install -r toolchains/requirements-tools.txt", pip_env)
 
     # One wheelhouse for the installed-wheel test venvs of every interpreter.
     for info in pythons:
-        _run(ctx, ["tools_venv/bin/python", "-m", "pip", "download", "-q", "--require-hashes", "--no-deps",
-                   "--only-binary=:all:", "--python-version", info["version"], "--implementation", "cp",
-                   "--dest", "test_wheelhouse", "-r", test_req],
-             "pip download -r toolchains/requirements-test.txt for Python " + info["version"], pip_env)
+        _run(
+            ctx,
+            [
+                "tools_venv/bin/python",
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--require-hashes",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                info["version"],
+                "--implementation",
+                "cp",
+                "--dest",
+                "test_wheelhouse",
+                "-r",
+                test_req,
+            ],
+            "pip download -r toolchains/requirements-test.txt for Python " + info["version"],
+            pip_env,
+        )
 
     # Resolves its own symlink (sandbox, runfiles) so that no absolute path enters an action key.
-    ctx.file("tool_python.sh", "#!/bin/sh\nexec \"$(dirname \"$(readlink -f \"$0\")\")/tools_venv/bin/python\" \"$@\"\n",
-             executable = True)
-    pybind_inc = _run(ctx, ["tools_venv/bin/python", "-c", "import pybind11; print(pybind11.get_include())"],
-                      "locating pybind11 headers").strip()
+    ctx.file(
+        "tool_python.sh",
+        "#!/bin/sh\nexec \"$(dirname \"$(readlink -f \"$0\")\")/tools_venv/bin/python\" \"$@\"\n",
+        executable = True,
+    )
+    pybind_inc = _run(
+        ctx,
+        ["tools_venv/bin/python", "-c", "import pybind11; print(pybind11.get_include())"],
+        "locating pybind11 headers",
+    ).strip()
     ctx.symlink(pybind_inc, "pybind11_include")
 
     build = ['package(default_visibility = ["//visibility:public"])', "", 'exports_files(["tool_python.sh"])', ""]

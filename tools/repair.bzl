@@ -11,6 +11,7 @@ load("//tools:wheel.bzl", "WheelInfo")
 
 def _repaired_wheel_impl(ctx):
     raw = ctx.attr.wheel[WheelInfo]
+
     # name-version-py-abi-linux_x86_64.whl -> ...-manylinux_2_NN_x86_64.whl
     stem = raw.wheel.basename[:-len(".whl")]
     parts = stem.split("-")

@@ -21,7 +21,12 @@ def wheel_file_name(distribution, version, python_tag, abi, platform):
 def _py_wheel_dist_impl(ctx):
     version = ctx.attr.version or VERSION
     out = ctx.actions.declare_file(wheel_file_name(
-        ctx.attr.distribution, version, ctx.attr.python_tag, ctx.attr.abi, ctx.attr.platform))
+        ctx.attr.distribution,
+        version,
+        ctx.attr.python_tag,
+        ctx.attr.abi,
+        ctx.attr.platform,
+    ))
     files = {}
     inputs = []
     for target, where in ctx.attr.files.items():
