@@ -192,3 +192,13 @@ def test_release_gil_false_keeps_the_gil_during_the_call():
     finally:
         stop.set()
         worker.join()
+
+
+def test_a_cached_get_function_compiles_nothing():
+    # A call thunk is made once per signature and process: later get_function calls reuse it.
+    m = proteus.compile('extern "C" int twice(int x) { return 2 * x; } // cached get_function')
+    assert m.get_function("twice")(4) == 8
+    before = proteus.backend_info()["internal_compiles"]
+    for _ in range(3):
+        assert m.get_function("twice")(5) == 10
+    assert proteus.backend_info()["internal_compiles"] == before
