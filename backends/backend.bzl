@@ -1,6 +1,7 @@
 """`proteus_backend`: everything a backend wheel is, from data. Each backends/<kind>/BUILD.bazel is
 one call; the code (native module, engine, package __init__) is shared."""
 
+load("@cc_toolchain_facts//:toolchain.bzl", "CC_TOOLCHAIN")
 load("@llvm//:llvm_info.bzl", "LLVM_MAJOR")
 load("@proteus_py//:pythons.bzl", "PYTHONS")
 load("@proteus_version//:version.bzl", "VERSION")
@@ -8,7 +9,7 @@ load("//backends:facts.bzl", "BACKENDS", "engine_defines")
 load("//cc:native.bzl", "manylinux_cc_binary")
 load("//tools:project.bzl", "BACKEND_CLASSIFIERS", "BACKEND_LICENSE", "PROJECT_URLS", "PYTHON_REQUIRES")
 load("//tools:repair.bzl", "repaired_wheel")
-load("//tools:wheel.bzl", "py_wheel_dist")
+load("//tools:wheel.bzl", "proteus_wheel")
 
 # The platform tag the wheels reach: on Linux manylinux_2_28 (glibc 2.28, RHEL 8 and newer: the link
 # binds to @manylinux_sysroot, cc/native.bzl), which the repair action enforces and
@@ -36,6 +37,9 @@ _manifest = rule(
     attrs = {"spec": attr.string(mandatory = True), "platform": attr.string(mandatory = True)},
 )
 
+# buildifier: disable=unnamed-macro
+# (One call per backend package, which it fills with that package's fixed targets: :wheel, :manifest,
+# :package_init and one extension and wheel per interpreter. The package is the name.)
 def proteus_backend(
         kind,
         summary,
@@ -44,7 +48,17 @@ def proteus_backend(
         rocm_version = None,
         exclude_libs = [],
         extra_requires = {}):
-    """The wheels of backend `kind`, whose facts are in backends/facts.bzl."""
+    """The wheels of backend `kind`, whose facts are in backends/facts.bzl.
+
+    Args:
+      kind: the backend's key in backends/facts.bzl (host, cuda, rocm).
+      summary: the distributions' one-line Summary.
+      classifiers: Trove classifiers beyond BACKEND_CLASSIFIERS.
+      cuda_major: the CUDA major the backend targets (manifest), or None.
+      rocm_version: the ROCm version the backend targets (manifest), or None.
+      exclude_libs: libraries the repair step must not vendor, beyond the GPU runtime's.
+      extra_requires: extras -> requirements, as in the wheel's Provides-Extra.
+    """
     facts = BACKENDS[kind]
     variant, distribution, priority = facts.variant, facts.distribution, facts.priority
     runtime_probe = dict(facts.probe, libraries = facts.runtime_libraries) if facts.probe else None
@@ -62,6 +76,8 @@ def proteus_backend(
             "rocm_version": rocm_version,
             "priority": priority,
             "runtime_probe": runtime_probe,
+            # The C++ toolchain the actions were keyed on (tools/bazel, PROTEUS_CC_TOOLCHAIN).
+            "build_toolchain": CC_TOOLCHAIN,
         }),
         platform = _by_platform(MANYLINUX_POLICY, MACOS_POLICY),
     )
@@ -87,7 +103,7 @@ def proteus_backend(
                 "@proteus_py//:pybind11",
             ],
         )
-        py_wheel_dist(
+        proteus_wheel(
             name = "raw_wheel_" + tag,
             distribution = distribution,
             python_tag = tag,

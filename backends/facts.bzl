@@ -42,8 +42,15 @@ def c_string_list(strings):
     return ",".join([c_string(s) for s in strings])
 
 def target_defines(target):
-    """The engine target's defines: the GPU runtime library it opens, in the order the probe tries
-    them, and the distribution that ships it (named in its messages)."""
+    """The defines of an engine target library.
+
+    Args:
+      target: a device target ("cuda", "hip").
+
+    Returns:
+      The GPU runtime libraries it opens, in the order the probe tries them, and the distribution
+      that ships it (named in its messages).
+    """
     facts = BACKENDS[BACKEND_OF_TARGET[target]]
     return [
         "PROTEUS_RUNTIME_LIBRARIES=" + c_string_list(facts.runtime_libraries),
@@ -51,8 +58,15 @@ def target_defines(target):
     ]
 
 def engine_defines(kind):
-    """What the Python module of backend `kind` is compiled with: its distribution, its GPU targets,
-    and the distributions that ship the others (for the error that names the wheel to install)."""
+    """The defines the Python module of a backend is compiled with.
+
+    Args:
+      kind: the backend's key in BACKENDS.
+
+    Returns:
+      Its distribution, its GPU targets, and the distributions that ship the others (for the
+      error that names the wheel to install).
+    """
     facts = BACKENDS[kind]
     defines = ["PROTEUS_DISTRIBUTION=" + c_string(facts.distribution)]
     defines += ["PROTEUS_HAS_%s=1" % target.upper() for target in facts.targets]

@@ -13,7 +13,12 @@ _SYSROOT = Label("@manylinux_sysroot//:files")
 def manylinux_cc_binary(name, deps, exports_map = None, linkshared = False, **kwargs):
     """A cc_binary (an executable, or with linkshared a shared object) linked for manylinux_2_28.
 
-    exports_map: a linker version script naming what the shared object exports (all else hidden).
+    Args:
+      name: the target (and output) name.
+      deps: cc_library targets linked in (glibc_compat is added on Linux).
+      exports_map: a linker version script naming what the shared object exports (all else hidden).
+      linkshared: link a shared object instead of an executable.
+      **kwargs: the other cc_binary attributes (srcs, copts, local_defines, ...).
     """
     linux = [
         "--sysroot=%s/root" % _SYSROOT.workspace_root,

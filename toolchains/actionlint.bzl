@@ -16,6 +16,8 @@ def _actionlint_impl(ctx):
     )
     ctx.file("BUILD.bazel", """package(default_visibility = ["//visibility:public"])
 
+exports_files(["BUILD.bazel"])
+
 filegroup(
     name = "actionlint",
     srcs = ["node.cjs", "main.wasm", "tiny_wasm_exec.js", "package.json"],

@@ -64,7 +64,11 @@ def _cuda_repo_impl(ctx):
         ctx.symlink("wheel/nvidia/cuda_runtime/include", "include")
         if _cuda_major(ctx, "include") != CUDA_MAJOR:
             _fail("the pinned nvidia-cuda-runtime-cu12 wheel does not hold CUDA %d headers" % CUDA_MAJOR)
-    ctx.file("BUILD.bazel", """package(default_visibility = ["//visibility:public"])
+    ctx.file("BUILD.bazel", """load("@rules_cc//cc:defs.bzl", "cc_library")
+
+package(default_visibility = ["//visibility:public"])
+
+exports_files(["BUILD.bazel"])
 
 cc_library(
     name = "headers",

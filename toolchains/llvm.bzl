@@ -52,10 +52,15 @@ LLVM_MAJOR = {major}
     # libxml2 only back code we never reach and are left out.
     unused = ["-lxml2", "-lz3"]
     static = {"-lz": "-l:libz.a", "-lzstd": "-l:libzstd.a"} if ctx.os.name == "linux" else {}
-    link_system = [static.get(l, l) for l in system_libs if l.startswith("-l") and l not in unused]
-    ctx.file("BUILD.bazel", """package(default_visibility = ["//visibility:public"])
+    link_system = [static.get(lib, lib) for lib in system_libs if lib.startswith("-l") and lib not in unused]
+    ctx.file("BUILD.bazel", """load("@rules_cc//cc:defs.bzl", "cc_library")
 
-exports_files(["llvm_info.bzl"])
+package(default_visibility = ["//visibility:public"])
+
+exports_files([
+    "BUILD.bazel",
+    "llvm_info.bzl",
+])
 
 cc_library(
     name = "headers",

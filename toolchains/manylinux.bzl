@@ -45,7 +45,7 @@ def _locate(ctx, cc, name):
 
 def _sysroot_impl(ctx):
     if ctx.os.name != "linux":
-        ctx.file("BUILD.bazel", 'filegroup(name = "files", srcs = [], visibility = ["//visibility:public"])\n')
+        ctx.file("BUILD.bazel", 'exports_files(["BUILD.bazel"])\n\nfilegroup(\n    name = "files",\n    srcs = [],\n    visibility = ["//visibility:public"],\n)\n')
         return
 
     # 1. The pinned Zig toolchain, from PyPI, hash-checked.
@@ -151,6 +151,8 @@ def _sysroot_impl(ctx):
     _run(ctx, ["rm", "-rf", "zig", "zig_cache", "download", "ziglang.zip", "probe", "probe.c"], "cleaning up")
 
     ctx.file("BUILD.bazel", """package(default_visibility = ["//visibility:public"])
+
+exports_files(["BUILD.bazel"])
 
 # The link-only sysroot (toolchains/manylinux.bzl): inputs of every manylinux link.
 filegroup(

@@ -50,7 +50,7 @@ def _debian_package(ctx, path):
         res = ctx.execute(["dpkg-query", "-S", candidate], quiet = True)
         if res.return_code == 0:
             return res.stdout.split(":")[0].strip()
-    _fail("no Debian package owns %s: the notices are taken from the packages the build links (Debian only)." % path)
+    return _fail("no Debian package owns %s: the notices are taken from the packages the build links (Debian only)." % path)
 
 def _notices_impl(ctx):
     llvm_config = ctx.which("llvm-config-22")
@@ -89,6 +89,8 @@ def _notices_impl(ctx):
     ctx.file("pybind11.txt", "pybind11: its headers are compiled into the extension module.\n\n" + ctx.read(found[0]))
 
     ctx.file("BUILD.bazel", """package(default_visibility = ["//visibility:public"])
+
+exports_files(["BUILD.bazel"])
 
 # Shipped in every backend wheel's .dist-info/licenses/ (backends/backend.bzl).
 filegroup(

@@ -125,7 +125,16 @@ def _python_repo_impl(ctx):
     ).strip()
     ctx.symlink(pybind_inc, "pybind11_include")
 
-    build = ['package(default_visibility = ["//visibility:public"])', "", 'exports_files(["tool_python.sh"])', ""]
+    build = [
+        'load("@rules_cc//cc:defs.bzl", "cc_library")',
+        'load("@rules_python//python:py_runtime.bzl", "py_runtime")',
+        'load("@rules_python//python:py_runtime_pair.bzl", "py_runtime_pair")',
+        "",
+        'package(default_visibility = ["//visibility:public"])',
+        "",
+        'exports_files([\n    "BUILD.bazel",\n    "tool_python.sh",\n])',
+        "",
+    ]
     for info in pythons:
         build.append("""cc_library(
     name = "{tag}_headers",
@@ -147,8 +156,6 @@ filegroup(
 )
 
 # Bazel's own py_binary/py_test stubs run with the tools interpreter (not whatever `python` is on PATH).
-load("@bazel_tools//tools/python:toolchain.bzl", "py_runtime_pair")
-
 py_runtime(
     name = "py3_runtime",
     interpreter_path = "{first}",
@@ -164,7 +171,7 @@ py_runtime_pair(
 toolchain(
     name = "python_toolchain",
     toolchain = ":runtime_pair",
-    toolchain_type = "@bazel_tools//tools/python:toolchain_type",
+    toolchain_type = "@rules_python//python:toolchain_type",
 )
 
 filegroup(

@@ -1,8 +1,19 @@
-"""`py_wheel_dist`: one rule that writes every wheel of the project (shim and backends).
+"""`proteus_wheel` and `proteus_sdist`: the rules that write every distribution of the project.
 
-Attribute names follow rules_python's `py_wheel` where they fit. The file name is known at
-analysis time (the version comes from @proteus_version); tools/build_wheel.py writes METADATA,
-WHEEL, entry_points.txt and RECORD deterministically and checks the name with `packaging`.
+Not rules_python's `py_wheel`, and named apart from it so that a BUILD file means what a
+rules_python user reads. Where they differ (docs/ARCHITECTURE.md, "Wheel rules"):
+- files: `files = {target: "DIR" | "DIR=PREFIX"}` places each target's files in the wheel (at
+  DIR/basename, or keeping their path below PREFIX), where py_wheel takes `deps` (a py_package)
+  and `strip_path_prefixes`; extension modules and header trees need no py_library around them.
+- license_files (PEP 639 License-File, .dist-info/licenses/) and python_requires where py_wheel has
+  `license` text and `extra_distinfo_files`; no `stamp` (the version is @proteus_version's, the
+  same for every distribution of a build; `--config=release` takes it from git tags) and no
+  `requires_file` (requirements are written in the BUILD file).
+- The wheel is written by tools/build_wheel.py deterministically (fixed timestamps and order) and
+  its name checked with `packaging`; proteus_sdist writes the pure-Python shim's sdist from the
+  same spec.
+The other attributes (distribution, python_tag, abi, platform, summary, description_file,
+classifiers, requires, extra_requires, entry_points, project_urls) mean what py_wheel's do.
 """
 
 load("@proteus_version//:version.bzl", "VERSION")
@@ -18,7 +29,7 @@ def wheel_file_name(distribution, version, python_tag, abi, platform):
     name = distribution.lower().replace("-", "_").replace(".", "_")
     return "%s-%s-%s-%s-%s.whl" % (name, version, python_tag, abi, platform)
 
-def _py_wheel_dist_impl(ctx):
+def _proteus_wheel_impl(ctx):
     version = ctx.attr.version or VERSION
     out = ctx.actions.declare_file(wheel_file_name(
         ctx.attr.distribution,
@@ -87,8 +98,8 @@ def _py_wheel_dist_impl(ctx):
         WheelInfo(distribution = ctx.attr.distribution, version = version, wheel = out, spec = spec, inputs = inputs),
     ]
 
-py_wheel_dist = rule(
-    implementation = _py_wheel_dist_impl,
+proteus_wheel = rule(
+    implementation = _proteus_wheel_impl,
     attrs = dict(PYTHON_TOOL_ATTRS, **{
         "distribution": attr.string(mandatory = True),
         "version": attr.string(doc = "Default: the build's version (@proteus_version)."),
@@ -116,7 +127,7 @@ py_wheel_dist = rule(
     }),
 )
 
-def _py_sdist_impl(ctx):
+def _proteus_sdist_impl(ctx):
     info = ctx.attr.wheel[WheelInfo]
     name = info.distribution.lower().replace("-", "_").replace(".", "_")
     out = ctx.actions.declare_file("%s-%s.tar.gz" % (name, info.version))
@@ -131,9 +142,9 @@ def _py_sdist_impl(ctx):
     )
     return [DefaultInfo(files = depset([out]))]
 
-py_sdist = rule(
-    implementation = _py_sdist_impl,
-    doc = "The sdist of a pure-Python py_wheel_dist: same spec, pyproject.toml for setuptools.",
+proteus_sdist = rule(
+    implementation = _proteus_sdist_impl,
+    doc = "The sdist of a pure-Python proteus_wheel: same spec, pyproject.toml for setuptools.",
     attrs = dict(PYTHON_TOOL_ATTRS, **{
         "wheel": attr.label(mandatory = True, providers = [WheelInfo]),
         "_builder": attr.label(default = "//tools:build_sdist.py", allow_single_file = True),
