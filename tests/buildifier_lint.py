@@ -6,8 +6,6 @@ import glob
 import os
 import subprocess
 
-import pytest
-
 ROOT = os.path.dirname(os.path.realpath("README.md"))  # the checkout (README.md is a data file)
 BUILDIFIER = os.path.abspath(glob.glob("**/buildifier/buildifier", recursive=True)[0])
 GENERATED = sorted({os.path.realpath(p) for p in glob.glob("external/*/BUILD.bazel") + glob.glob("../*/BUILD.bazel")})

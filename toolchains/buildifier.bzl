@@ -1,7 +1,7 @@
 """Repository rule @buildifier: buildifier 8.2.1 (npm package `@bazel/buildifier`), pinned by hash.
 
 The npm package carries the prebuilt binaries of every platform, so it works where GitHub's
-release downloads cannot be reached. //tests:buildifier runs it on every BUILD/.bzl file.
+release downloads cannot be reached. //tests:buildifier_lint runs it on every BUILD/.bzl file.
 """
 
 _VERSION = "8.2.1"

@@ -2,7 +2,8 @@
 
 tools/bazel states it in PROTEUS_CC_TOOLCHAIN (exact versions of the system packages that C++
 actions read without declaring them, and the sha256 of the compiler and linker binaries);
-.bazelrc hands the same value to every action, so it is part of each action key. This repository
+.proteus-toolchain.bazelrc hands the same value to every action, so it is part of each compile
+action's key. This repository
 makes it readable to Starlark: each backend wheel's manifest records it as `build_toolchain`.
 """
 
