@@ -5,8 +5,9 @@ load("@cc_toolchain_facts//:toolchain.bzl", "CC_TOOLCHAIN")
 load("@llvm//:llvm_info.bzl", "LLVM_MAJOR")
 load("@proteus_py//:pythons.bzl", "PYTHONS")
 load("@proteus_version//:version.bzl", "VERSION")
+load("@pybind11_bazel//:build_defs.bzl", "pybind_extension")
 load("//backends:facts.bzl", "BACKENDS", "engine_defines")
-load("//cc:native.bzl", "manylinux_cc_binary")
+load("//cc:native.bzl", "manylinux_link")
 load("//tools:project.bzl", "BACKEND_CLASSIFIERS", "BACKEND_LICENSE", "PROJECT_URLS", "PYTHON_REQUIRES")
 load("//tools:repair.bzl", "repaired_wheel")
 load("//tools:wheel.bzl", "proteus_wheel")
@@ -90,18 +91,21 @@ def proteus_backend(
     wheels = []
     for py in PYTHONS:
         tag = py["tag"]
-        extension = "_proteus" + py["ext_suffix"]
-        manylinux_cc_binary(
-            name = extension,
+        extension = "_proteus" + py["ext_suffix"]  # the file; pybind_extension appends ".so"
+        if not extension.endswith(".so"):
+            fail("%s: EXT_SUFFIX %r does not end in .so" % (py["executable"], py["ext_suffix"]))
+        link = manylinux_link("//cc:python/exports.map")
+        pybind_extension(
+            name = extension[:-len(".so")],
             srcs = ["//cc:python_module_srcs"],
-            exports_map = "//cc:python/exports.map",
-            linkshared = True,
+            additional_linker_inputs = link.additional_linker_inputs,
+            linkopts = link.linkopts,
             local_defines = engine_defines(kind),
+            # This interpreter's headers first: they win over any the macro adds.
             deps = [
-                "//cc:engine_" + kind,
                 "@proteus_py//:%s_headers" % tag,
-                "@proteus_py//:pybind11",
-            ],
+                "//cc:engine_" + kind,
+            ] + link.deps,
         )
         proteus_wheel(
             name = "raw_wheel_" + tag,

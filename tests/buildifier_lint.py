@@ -6,15 +6,9 @@ import glob
 import os
 import subprocess
 
-ROOT = os.path.dirname(os.path.realpath("README.md"))  # the checkout (README.md is a data file)
+from tests.bazel_files import GENERATED, tracked_bazel_files
+
 BUILDIFIER = os.path.abspath(glob.glob("**/buildifier/buildifier", recursive=True)[0])
-GENERATED = sorted({os.path.realpath(p) for p in glob.glob("external/*/BUILD.bazel") + glob.glob("../*/BUILD.bazel")})
-
-
-def tracked_bazel_files():
-    out = subprocess.run(["git", "-C", ROOT, "ls-files", "*.bazel", "*.bzl", "BUILD", "*/BUILD"],
-                         capture_output=True, text=True, check=True).stdout.split()
-    return [os.path.join(ROOT, f) for f in out if os.path.exists(os.path.join(ROOT, f))]
 
 
 def findings(files, formatting=True):
