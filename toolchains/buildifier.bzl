@@ -4,6 +4,8 @@ The npm package carries the prebuilt binaries of every platform, so it works whe
 release downloads cannot be reached. //tests:buildifier_lint runs it on every BUILD/.bzl file.
 """
 
+load("//toolchains:fetch.bzl", "npm_package")
+
 _VERSION = "8.2.1"
 _SHA256 = "b96ea9b13003036c801f52bee6f9b0314738f8432e5cb9d814c89f59292604ee"
 
@@ -17,12 +19,7 @@ _BINARIES = {
 }
 
 def _buildifier_impl(ctx):
-    ctx.download_and_extract(
-        url = "https://registry.npmjs.org/@bazel/buildifier/-/buildifier-%s.tgz" % _VERSION,
-        sha256 = _SHA256,
-        type = "tar.gz",
-        stripPrefix = "package",
-    )
+    npm_package(ctx, "@bazel/buildifier", _VERSION, _SHA256)
     arch = ctx.execute(["uname", "-m"]).stdout.strip()  # repository_os.arch is newer than Bazel 4
     binary = _BINARIES.get((ctx.os.name, arch))
     if binary == None:

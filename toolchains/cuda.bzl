@@ -7,6 +7,8 @@ nothing of CUDA is linked into any wheel (the driver is opened with dlopen at ru
 toolkit is found at run time; see cc/cuda_target.cc).
 """
 
+load("//toolchains:fetch.bzl", "pinned_wheel")
+
 CUDA_MAJOR = 12
 
 def _fail(msg):
@@ -36,31 +38,10 @@ def _cuda_repo_impl(ctx):
     if not found:
         python = ctx.path(Label("@proteus_py//:tool_python.sh"))
         req = ctx.path(Label("//toolchains:requirements-cuda.txt"))
-        res = ctx.execute(
-            [
-                python,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--require-hashes",
-                "--dest",
-                "wheels",
-                "-r",
-                req,
-            ],
-            environment = {"PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-            timeout = 600,
-            quiet = True,
-        )
-        if res.return_code != 0:
+        error = pinned_wheel(ctx, python, req, "wheel")
+        if error:
             _fail("pip download -r toolchains/requirements-cuda.txt failed (set PROTEUS_CUDA_HOME to a CUDA %d " % CUDA_MAJOR +
-                  "toolkit to build without it):\n" + res.stderr[-3000:])
-        wheels = [w for w in ctx.path("wheels").readdir() if w.basename.endswith(".whl")]
-        ctx.symlink(wheels[0], "runtime.zip")  # a wheel is a zip; Bazel 4 picks the format by suffix
-        ctx.extract("runtime.zip", "wheel")
+                  "toolkit to build without it):\n" + error)
         ctx.symlink("wheel/nvidia/cuda_runtime/include", "include")
         if _cuda_major(ctx, "include") != CUDA_MAJOR:
             _fail("the pinned nvidia-cuda-runtime-cu12 wheel does not hold CUDA %d headers" % CUDA_MAJOR)

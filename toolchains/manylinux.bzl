@@ -16,6 +16,8 @@ against. This rule assembles a small link-only sysroot (docs/ARCHITECTURE.md, "m
 Links use it with `--sysroot` (cc/native.bzl); what glibc 2.28 lacks is defined in cc/glibc_compat.c.
 """
 
+load("//toolchains:fetch.bzl", "pinned_wheel")
+
 _TARGET = "x86_64-linux-gnu.2.28"
 _GLIBC_STUBS = ["libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1"]
 _GCC_FILES = ["crtbegin.o", "crtbeginS.o", "crtend.o", "crtendS.o", "libgcc.a", "libstdc++.a"]
@@ -53,28 +55,9 @@ def _sysroot_impl(ctx):
     if python == None:
         _fail("python3 is not on PATH (needed to fetch the pinned ziglang wheel with pip).")
     req = ctx.path(Label("//toolchains:requirements-sysroot.txt"))
-    _run(
-        ctx,
-        [
-            python,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--no-deps",
-            "--require-hashes",
-            "--only-binary=:all:",
-            "--dest",
-            "download",
-            "-r",
-            req,
-        ],
-        "pip download -r toolchains/requirements-sysroot.txt",
-        {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"},
-    )
-    wheel = [p for p in ctx.path("download").readdir() if p.basename.endswith(".whl")][0]
-    ctx.symlink(wheel, "ziglang.zip")
-    ctx.extract("ziglang.zip", "zig")
+    error = pinned_wheel(ctx, python, req, "zig")
+    if error:
+        _fail("pip download -r toolchains/requirements-sysroot.txt failed:\n" + error)
     zig = "zig/ziglang/zig"
     _run(ctx, ["chmod", "+x", zig], "chmod zig")
 
@@ -148,7 +131,7 @@ def _sysroot_impl(ctx):
         _run(ctx, ["cp", _locate(ctx, cc, name), usr_lib + name], "copying " + name)
 
     # Only the sysroot stays; the Zig toolchain and its cache are large.
-    _run(ctx, ["rm", "-rf", "zig", "zig_cache", "download", "ziglang.zip", "probe", "probe.c"], "cleaning up")
+    _run(ctx, ["rm", "-rf", "zig", "zig_cache", "probe", "probe.c"], "cleaning up")
 
     ctx.file("BUILD.bazel", """package(default_visibility = ["//visibility:public"])
 
