@@ -12,11 +12,14 @@ constexpr Py_ssize_t kInlineSlots = 16;
 
 // The specialised variants of one Function: one compiled module per tuple of values of the
 // specialised arguments, least recently used evicted beyond the bound. Touched with the GIL held.
-// Runtime specialisation of one Function.
 struct Variants {
   struct Entry {
-    std::shared_ptr<proteus::CompiledModule> module;  // shared with calls in flight
+    std::shared_ptr<proteus::CompiledModule> module;
     void* address;
+    // Calls running this code with the GIL released: counted with the GIL held (no atomics), and
+    // an entry in flight is never evicted, so its code outlives every call into it.
+    unsigned calls_in_flight = 0;
+    friend bool in_flight(const Entry& e) { return e.calls_in_flight != 0; }
   };
   std::shared_ptr<proteus::CompiledModule> base;
   std::vector<unsigned> indices;
@@ -217,19 +220,21 @@ PyObject* raise_native_error(const char* function) {
   return nullptr;
 }
 
-// The variant for this call's values of the specialised arguments, compiled on first use.
-bool select_variant(FunctionObject* f, const uint64_t* slots, void** address,
-                    std::shared_ptr<proteus::CompiledModule>* keep_alive) {
+// The variant for this call's values of the specialised arguments, compiled on first use. A hit
+// allocates nothing. False: an error is set. *entry stays nullptr when the generic code runs.
+bool select_variant(FunctionObject* f, const uint64_t* slots, Variants::Entry** entry) {
   Variants& v = *f->variants;
-  std::vector<uint64_t> values;
-  for (unsigned i : v.indices) values.push_back(slots[i]);
-  if (Variants::Entry* hit = v.cache.find(values)) {
-    *address = hit->address;
-    *keep_alive = hit->module;
-    return true;
+  uint64_t inline_values[kInlineSlots];
+  std::vector<uint64_t> heap_values;
+  uint64_t* values = inline_values;
+  if (v.indices.size() > kInlineSlots) {
+    heap_values.resize(v.indices.size());
+    values = heap_values.data();
   }
+  for (size_t k = 0; k < v.indices.size(); ++k) values[k] = slots[v.indices[k]];
+  if ((*entry = v.cache.find(ValuesView{values, v.indices.size()}))) return true;
   std::vector<std::pair<unsigned, uint64_t>> constants;
-  for (size_t k = 0; k < values.size(); ++k) constants.emplace_back(v.indices[k], values[k]);
+  for (size_t k = 0; k < v.indices.size(); ++k) constants.emplace_back(v.indices[k], values[k]);
   std::string name = PyUnicode_AsUTF8(f->name);
   std::shared_ptr<proteus::CompiledModule> module;
   void* variant_address = nullptr;
@@ -255,9 +260,8 @@ bool select_variant(FunctionObject* f, const uint64_t* slots, void** address,
     std::string message = "proteus: cannot specialise '" + name + "', calling the generic function: " + failure;
     return PyErr_WarnEx(PyExc_RuntimeWarning, message.c_str(), 1) == 0;
   }
-  Variants::Entry& entry = v.cache.insert(values, {module, variant_address});
-  *address = entry.address;
-  *keep_alive = entry.module;
+  std::vector<uint64_t> key(values, values + v.indices.size());
+  *entry = &v.cache.insert(key, {module, variant_address});
   return true;
 }
 
@@ -289,14 +293,20 @@ PyObject* function_vectorcall(PyObject* self, PyObject* const* argv, size_t narg
   uint64_t result = 0;
   proteus::CallThunk thunk = f->thunk;
   void* address = f->address;
-  std::shared_ptr<proteus::CompiledModule> keep_alive;
-  if (f->variants && !f->variants->unspecialisable && !select_variant(f, slots, &address, &keep_alive)) return nullptr;
+  Variants::Entry* variant = nullptr;
+  if (f->variants && !f->variants->unspecialisable && !select_variant(f, slots, &variant)) return nullptr;
   int threw;
   if (f->release_gil) {
+    if (variant) {
+      address = variant->address;
+      ++variant->calls_in_flight;  // another thread may insert (and evict) while this one runs
+    }
     Py_BEGIN_ALLOW_THREADS
     threw = thunk(address, slots, &result);
     Py_END_ALLOW_THREADS
+    if (variant) --variant->calls_in_flight;
   } else {
+    if (variant) address = variant->address;  // with the GIL held nothing else evicts it
     threw = thunk(address, slots, &result);
   }
   if (threw) return raise_native_error(PyUnicode_AsUTF8(f->name));

@@ -6,8 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -17,6 +20,16 @@
 #include "cc/object_cache.h"
 #include "cc/python/variant_cache.h"
 #include "proteus/engine.h"
+
+// Every operator new of this process is counted: a test asserts that a path allocates nothing.
+static std::atomic<long> allocations{0};
+void* operator new(std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size ? size : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -222,6 +235,41 @@ TEST(variant_cache_keeps_the_most_recently_used) {
   cache.insert({3}, 30);                             // evicts 2
   CHECK(cache.size() == 2 && !cache.find({2}) && cache.find({1}) && cache.find({3}));
   CHECK(cache.insert({3}, 99) == 30);  // an existing variant is kept
+}
+
+// A variant that a call in flight may be running.
+struct BusyVariant {
+  int value;
+  bool busy;
+};
+constexpr bool in_flight(const BusyVariant& v) { return v.busy; }
+
+TEST(variant_cache_hits_allocate_nothing) {
+  proteus_py::VariantCache<int> cache(4);
+  for (uint64_t v = 1; v <= 3; ++v) cache.insert({v, 7}, static_cast<int>(v));
+  long before = allocations.load();
+  int found = 0;
+  for (int round = 0; round < 300; ++round) {
+    uint64_t values[2] = {static_cast<uint64_t>(1 + round % 3), 7};  // a new most-recent each time
+    for (int again = 0; again < 2; ++again)                          // then the same values again
+      if (int* hit = cache.find(proteus_py::ValuesView{values, 2})) found += *hit == static_cast<int>(values[0]);
+  }
+  CHECK(allocations.load() == before);
+  CHECK(found == 600);
+  uint64_t absent[2] = {9, 7};
+  CHECK(!cache.find(proteus_py::ValuesView{absent, 2}) && allocations.load() == before);
+  cache.insert({9, 7}, 9);
+  CHECK(allocations.load() > before);  // the counter sees the cache's own allocations
+}
+
+TEST(variant_cache_never_evicts_a_variant_in_flight) {
+  proteus_py::VariantCache<BusyVariant> cache(1);
+  cache.insert({1}, {10, true});
+  CHECK(cache.insert({2}, {20, false}).value == 20);  // over the bound while 1 runs
+  CHECK(cache.size() == 2 && cache.find({1}) && cache.find({2}));
+  cache.find({1})->busy = false;  // its call returned
+  CHECK(cache.insert({3}, {30, false}).value == 30);
+  CHECK(cache.size() == 1 && cache.find({3}) && !cache.find({1}) && !cache.find({2}));
 }
 
 // --- the include prefix (what a precompiled header stands for) ---------------------------------------

@@ -97,6 +97,29 @@ def test_variant_count_is_bounded():
     assert res.stdout.strip() == "8"
 
 
+def test_a_variant_in_flight_outlives_its_eviction():
+    # One thread runs variant k=1 for a while (the GIL released) while the main thread makes more
+    # variants than the bound of 1: k=1 stays (one over the bound) until its call returns.
+    code = ("import threading, proteus\n"
+            "m = proteus.compile('extern \"C\" long spin(long k, long n) '\n"
+            "                    '{ volatile long s = 0; for (long i = 0; i < n; ++i) s += k; return s; }')\n"
+            "f = m.get_function('spin', proteus.i64, [proteus.i64, proteus.i64], specialize=[0])\n"
+            "out = {}\n"
+            "t = threading.Thread(target=lambda: out.setdefault('r', f(1, 3_000_000_000)))\n"
+            "t.start()\n"
+            "while f.variants == 0: pass  # k=1 is compiled: its call is starting\n"
+            "assert all(f(k, 10) == 10 * k for k in range(2, 5))\n"
+            "during = f.variants\n"
+            "t.join()\n"
+            "assert f(5, 10) == 50\n"
+            "print(out['r'], during, f.variants)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PROTEUS_SPECIALIZE_MAX_VARIANTS="1", PROTEUS_USE_STORED_CACHE="0"))
+    assert res.returncode == 0, res.stderr
+    result, during, after = res.stdout.split()
+    assert (result, during, after) == ("3000000000", "2", "1")
+
+
 def test_specialization_can_be_turned_off():
     code = ("import proteus\n"
             "m = proteus.compile('extern \"C\" int f(int x) { return x * 2; }')\n"

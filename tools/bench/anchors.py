@@ -236,7 +236,12 @@ def main():
     c_plus1 = lib.plus1
     c_plus1.restype, c_plus1.argtypes = ctypes.c_int, [ctypes.c_int]
     ctypes_ns = per_call_ns(c_plus1, 41)
-    row("W1 plus1", "call overhead", "proteus Function", per_call_ns(f, 41), "ctypes", ctypes_ns, 0.12, "ns")
+    plain_ns = per_call_ns(f, 41)
+    row("W1 plus1", "call overhead", "proteus Function", plain_ns, "ctypes", ctypes_ns, 0.12, "ns")
+    fs = mem.get_function("plus1", restype=proteus.i32, argtypes=[proteus.i32], specialize=[0])
+    fs(41)  # compiles the variant: what follows are hits
+    row("W1 plus1", "call overhead", "proteus specialize=[0], variant hit", per_call_ns(fs, 41), "proteus Function",
+        plain_ns, 1.2, "ns")
     row("W1 plus1", "call overhead", "C builtin abs()", per_call_ns(abs, -41), "ctypes", ctypes_ns, unit="ns")
     try:
         import cffi
