@@ -1,6 +1,8 @@
 // proteus.Function: argument marshalling prepared once, vectorcall, GIL released around the call.
 #include "function.h"
 
+#include "numpy_array.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -402,6 +404,16 @@ size_t variant_limit() {
 HeldBuffers::~HeldBuffers() {
   for (size_t i = 0; i < inline_kept_; ++i) PyBuffer_Release(&inline_[i]);
   for (size_t i = 0; i < more_kept_; ++i) PyBuffer_Release(&(*more_)[i]);
+  for (size_t i = 0; i < objects_held_; ++i) Py_DECREF(objects_[i]);
+  for (PyObject* obj : more_objects_) Py_DECREF(obj);
+}
+
+void HeldBuffers::hold(PyObject* obj) {
+  Py_INCREF(obj);
+  if (objects_held_ < 4)
+    objects_[objects_held_++] = obj;
+  else
+    more_objects_.push_back(obj);
 }
 
 Py_buffer* HeldBuffers::slot() {
@@ -417,6 +429,12 @@ bool pointer_argument(PyObject* obj, Memory memory, uint64_t* out, HeldBuffers* 
   if (PyLong_Check(obj)) return from_int_object(obj, out);
   if (obj == Py_None) {
     *out = 0;
+    return true;
+  }
+  NumpyArray array;
+  if (memory == Memory::host && held && numpy_array(obj, &array)) {
+    *out = reinterpret_cast<uintptr_t>(array.data);
+    held->hold(obj);
     return true;
   }
   intern_attribute_names();
@@ -518,6 +536,36 @@ bool check_element(const PointerCheck& check, Py_ssize_t index, Element got, con
                             element_name(got) + " (convert it, e.g. numpy.asarray(a, dtype=...))");
 }
 
+bool read_only_error(PyObject* obj, const PointerCheck& check, Py_ssize_t index) {
+  return argument_error(PyExc_TypeError, check, index,
+                        "is written through, but the " + std::string(Py_TYPE(obj)->tp_name) +
+                            " passed is read-only (pass a writable copy, or declare the pointee const)");
+}
+
+bool strided_error(const PointerCheck& check, Py_ssize_t index) {
+  return argument_error(PyExc_ValueError, check, index,
+                        "needs C-contiguous memory; got a strided view (pass numpy.ascontiguousarray(a))");
+}
+
+// A NumPy dtype's element (byte order: native or little-endian only; sizes as on LP64 Linux).
+Element element_of_numpy(const NumpyArray& a) {
+  if (a.byteorder == '>' || !std::strchr("iufb", a.kind)) return {0, 0};
+  int size = std::strchr("?bB", a.type) ? 1 : std::strchr("hHe", a.type) ? 2 : std::strchr("iIf", a.type) ? 4
+             : a.type == 'g' ? 16 : 8;
+  return element_of_format(a.type, size);
+}
+
+// An exact NumPy array: checked_buffer's checks, read from the array's own fields.
+bool checked_numpy_array(PyObject* obj, const NumpyArray& a, const PointerCheck& check, Py_ssize_t index,
+                         uint64_t* out, HeldBuffers* held) {
+  if (check.writable && !a.writeable) return read_only_error(obj, check, index);
+  if (!a.c_contiguous) return strided_error(check, index);
+  if (!check_element(check, index, element_of_numpy(a), "a buffer")) return false;
+  *out = reinterpret_cast<uintptr_t>(a.data);
+  held->hold(obj);
+  return true;
+}
+
 // A buffer's format string -> its element (byte order: native or little-endian only).
 Element element_of_buffer(const Py_buffer& view) {
   const char* format = view.format ? view.format : "B";
@@ -541,14 +589,11 @@ bool checked_buffer(PyObject* obj, const PointerCheck& check, Py_ssize_t index, 
     PyErr_Clear();  // read-only (BufferError, or NumPy's ValueError)? ask again without PyBUF_WRITABLE
     if (PyObject_GetBuffer(obj, view, PyBUF_STRIDES | PyBUF_FORMAT) != 0) return false;
     PyBuffer_Release(view);
-    return argument_error(PyExc_TypeError, check, index,
-                          "is written through, but the " + std::string(Py_TYPE(obj)->tp_name) +
-                              " passed is read-only (pass a writable copy, or declare the pointee const)");
+    return read_only_error(obj, check, index);
   }
   bool ok = true;
   if (!PyBuffer_IsContiguous(view, 'C'))
-    ok = argument_error(PyExc_ValueError, check, index,
-                        "needs C-contiguous memory; got a strided view (pass numpy.ascontiguousarray(a))");
+    ok = strided_error(check, index);
   else
     ok = check_element(check, index, element_of_buffer(*view), "a buffer");
   *out = reinterpret_cast<uintptr_t>(view->buf);
@@ -600,9 +645,7 @@ bool checked_array_interface(PyObject* iface, PyObject* name, const PointerCheck
       expected *= extent;
     }
     if (PyErr_Occurred()) return false;
-    if (!contiguous)
-      return argument_error(PyExc_ValueError, check, index,
-                            "needs C-contiguous memory; got a strided view (pass numpy.ascontiguousarray(a))");
+    if (!contiguous) return strided_error(check, index);
   }
   if (!check_element(check, index, got, "an array")) return false;
   return from_int_object(PyTuple_GET_ITEM(data, 0), out);
@@ -613,6 +656,9 @@ bool checked_array_interface(PyObject* iface, PyObject* name, const PointerCheck
 bool checked_pointer_argument(PyObject* obj, Memory memory, const PointerCheck& check, Py_ssize_t index,
                               uint64_t* out, HeldBuffers* held) {
   if (PyLong_Check(obj) || obj == Py_None) return pointer_argument(obj, memory, out, held);  // addresses
+  NumpyArray array;
+  if (memory == Memory::host && held && numpy_array(obj, &array))
+    return checked_numpy_array(obj, array, check, index, out, held);
   if (memory == Memory::host && PyObject_CheckBuffer(obj)) {
     int pointer = is_ctypes_pointer(obj);
     if (pointer < 0) return false;

@@ -115,11 +115,17 @@ class HeldBuffers {
   // keep() on: a view that PyObject_GetBuffer did not fill is simply not kept.
   Py_buffer* slot();
   void keep();
+  // A reference to an object whose memory is passed without a buffer export (an exact NumPy array,
+  // cc/python/numpy_array.h): it holds off NumPy's resize, which refuses a referenced array.
+  void hold(PyObject* obj);
 
  private:
   Py_buffer inline_[2];
   size_t inline_kept_ = 0, more_kept_ = 0;
   std::unique_ptr<std::deque<Py_buffer>> more_;
+  PyObject* objects_[4];
+  size_t objects_held_ = 0;
+  std::vector<PyObject*> more_objects_;
 };
 
 // Where a pointer argument points: host memory (functions) or GPU memory (kernels). The two accept

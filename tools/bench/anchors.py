@@ -1,13 +1,16 @@
 """The anchor benchmark suite (not a test): one markdown table of ratios, all measured in this run.
 
-usage: tools/bench/run.sh          (builds the wheels, makes a venv with them and the anchors)
-   or: python tools/bench/anchors.py   (in a venv with proteus + the host backend installed)
+usage: tools/bench/run.sh [--json]          (builds the wheels, makes a venv with them and the anchors)
+   or: python tools/bench/anchors.py [--json]   (in a venv with proteus + the host backend installed)
+--json prints the rows as a JSON list instead of the markdown table.
 
 Workloads: W1 `int plus1(int)`; W3 a `<cmath>` + `<vector>` function; W2 saxpy on 1e6 floats;
-S a batched 3x3 matrix multiply whose size argument is specialised. Systems: proteus (cold,
-memory-cache hit, disk-cache hit in a fresh process, with/without PCH), clang++-22 subprocess +
-ctypes, cffi (ABI mode), numba (@njit cold, cache=True warm), cppyy (cppdef), llvmlite (IR ->
-MCJIT), AOT clang++-22 -O3 -march=native, NumPy. A system that is not installed is reported so.
+S a batched 3x3 matrix multiply whose size argument is specialised; H the hot paths of issue #11
+(calls, array arguments, specialised hits, warm compiles, 1,000 functions, memory per module).
+Systems: proteus (cold, memory-cache hit, disk-cache hit in a fresh process, with/without PCH),
+clang++-22 subprocess + ctypes, cffi (ABI mode, and API mode compiled here with the C compiler),
+numba (@njit cold, cache=True warm), cppyy (cppdef), llvmlite (IR -> MCJIT), AOT clang++-22 -O3
+-march=native, NumPy. A system that is not installed is reported so.
 These machines are noisy: compare ratios within one run, not absolute times across runs.
 """
 
@@ -171,20 +174,35 @@ rows = []
 
 
 def row(workload, metric, system, value, anchor=None, anchor_value=None, target=None, unit="ms", lower_is_better=True):
-    scale = {"ms": 1e3, "ns": 1.0, "x": 1.0}[unit]
-    shown = f"{value * scale:.3g} {unit}" if value is not None else "not installed"
-    ratio, verdict = "", ""
+    """One result; the ratio is value / anchor_value, the target a bound on the ratio (or, without an
+    anchor, on the value in `unit`)."""
+    scale = {"ms": 1e3, "ns": 1.0, "x": 1.0, "KiB": 1 / 1024}[unit]
+    entry = {"workload": workload, "metric": metric, "system": system, "unit": unit,
+             "value": None if value is None else value * scale, "anchor": anchor,
+             "anchor_value": None if not anchor_value else anchor_value * scale, "ratio": None,
+             "target": target, "lower_is_better": lower_is_better, "met": None}
     if value is not None and anchor_value:
-        r = value / anchor_value
-        ratio = f"{r:.3f}"
-        if target is not None:
-            ok = r <= target if lower_is_better else r >= target
-            verdict = f"{'<=' if lower_is_better else '>='} {target}: {'met' if ok else 'NOT met'}"
-    elif target is not None and value is not None and anchor is None:
-        ok = value * scale <= target if lower_is_better else value * scale >= target
-        verdict = f"{'<=' if lower_is_better else '>='} {target} {unit}: {'met' if ok else 'NOT met'}"
-    anchor_text = "" if anchor is None else f"{anchor} ({anchor_value * scale:.3g} {unit})" if anchor_value else anchor
-    rows.append(f"| {workload} | {metric} | {system} | {shown} | {anchor_text} | {ratio} | {verdict} |")
+        entry["ratio"] = value / anchor_value
+        measured = entry["ratio"]
+    else:
+        measured = entry["value"] if anchor is None else None
+    if target is not None and measured is not None:
+        entry["met"] = measured <= target if lower_is_better else measured >= target
+    rows.append(entry)
+
+
+def markdown(entry):
+    unit = entry["unit"]
+    shown = f"{entry['value']:.3g} {unit}" if entry["value"] is not None else "not installed"
+    anchor = entry["anchor"] or ""
+    if entry["anchor_value"]:
+        anchor += f" ({entry['anchor_value']:.3g} {unit})"
+    ratio = "" if entry["ratio"] is None else f"{entry['ratio']:.3f}"
+    verdict = ""
+    if entry["met"] is not None:
+        bound = f"{'<=' if entry['lower_is_better'] else '>='} {entry['target']}"
+        verdict = f"{bound}{'' if entry['ratio'] is not None else ' ' + unit}: {'met' if entry['met'] else 'NOT met'}"
+    return f"| {entry['workload']} | {entry['metric']} | {entry['system']} | {shown} | {anchor} | {ratio} | {verdict} |"
 
 
 def attempt(fn, *args, **kw):
@@ -192,6 +210,163 @@ def attempt(fn, *args, **kw):
         return fn(*args, **kw)
     except (Missing, ImportError):
         return None
+
+
+# --- the hot paths (issue #11) ----------------------------------------------------------------------
+
+HOT_C = "int plus1(int x) { return x + 1; }\ndouble first(const double* p) { return p[0]; }\n"
+COUNTER = iter(range(10**9))
+
+
+def unique(prefix):
+    return f"{prefix}_{os.getpid()}_{next(COUNTER)}"
+
+
+def stmt_ns(stmt, number=300_000, **names):
+    return min(timeit.repeat(stmt, globals=names, number=number, repeat=REPEATS)) / number * 1e9
+
+
+def cffi_api():
+    """cffi's API mode: HOT_C compiled here into an extension module (needs a C compiler)."""
+    import cffi
+
+    ffi = cffi.FFI()
+    ffi.cdef("int plus1(int); double first(const double*);")
+    ffi.set_source("_bench_cffi_api", HOT_C)
+    ffi.compile(tmpdir=TMP, verbose=False)
+    sys.path.insert(0, TMP)
+    import _bench_cffi_api
+
+    return _bench_cffi_api
+
+
+def many_functions(count, prefix):
+    return "".join(f'extern "C" int {prefix}{i}(int x) {{ return x * {i} + {i % 7}; }}\n' for i in range(count))
+
+
+MEMORY = """
+    import os
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    {setup}
+    keep = []
+    one(-1); one(-2)  # one-time costs are not the module's
+    before = rss()
+    for i in range({count}):
+        one(i)
+    print((rss() - before) / {count})
+"""
+PROTEUS_MODULE = """
+    import proteus
+    def one(i):
+        m = proteus.compile('extern "C" int plus1(int x) { return x + %d; }' % i)
+        keep.append((m, m.get_function("plus1", proteus.i32, [proteus.i32])))
+"""
+LLVMLITE_MODULE = """
+    import llvmlite.binding as llvm
+    llvm.initialize_native_target(); llvm.initialize_native_asmprinter()
+    def one(i):
+        mod = llvm.parse_assembly('define i32 @plus1(i32 %%x) {\\n  %%r = add i32 %%x, %d\\n  ret i32 %%r\\n}\\n' % i)
+        engine = llvm.create_mcjit_compiler(mod, llvm.Target.from_default_triple().create_target_machine(opt=3))
+        engine.finalize_object()
+        keep.append((engine, engine.get_function_address("plus1")))
+"""
+
+
+def memory_per_module(setup, count=200):
+    code = MEMORY.format(setup=textwrap.indent(textwrap.dedent(setup), "    ").strip(), count=count)
+    return fresh(code, {"PROTEUS_USE_STORED_CACHE": "0"})
+
+
+def hot_paths(mem, f, plain_ns):
+    """Issue #11's rows: each against the peer its target names."""
+    try:
+        api = cffi_api()
+    except Exception as e:  # no cffi, or no C compiler
+        print(f"cffi API mode unavailable: {e}", file=sys.stderr)
+        api = None
+    try:
+        import cppyy
+    except ImportError:
+        cppyy = None
+
+    # calls
+    api_ns = per_call_ns(api.lib.plus1, 41) if api else None
+    row("H call plus1(41)", "per call", "proteus Function", plain_ns, "cffi API mode", api_ns, 0.9, "ns")
+    if cppyy:
+        cppyy.cppdef('extern "C" int hot_plus1(int x) { return x + 1; }')
+        row("H call plus1(41)", "per call", "proteus Function", plain_ns, "cppyy", per_call_ns(cppyy.gbl.hot_plus1, 41),
+            0.6, "ns")
+    else:
+        row("H call plus1(41)", "per call", "cppyy", None)
+    keep_gil = mem.get_function("plus1", restype=proteus.i32, argtypes=[proteus.i32], release_gil=False)
+    row("H call plus1(41)", "per call", "proteus Function, release_gil=False", per_call_ns(keep_gil, 41),
+        "cffi API mode", api_ns, 0.9, "ns")
+
+    # one array argument
+    arr = np.ones(8)
+    first = proteus.compile('extern "C" double first(const double* p) { return p[0]; }')
+    first = first.get_function("first", proteus.f64, [proteus.const_ptr])
+    assert first(arr) == 1.0
+    proteus_arr = per_call_ns(first, arr)
+    from_buffer = (stmt_ns("lib.first(ffi.from_buffer('double[]', a))", lib=api.lib, ffi=api.ffi, a=arr)
+                   if api else None)
+    row("H first(ndarray)", "per call", "proteus Function", proteus_arr, "cffi API from_buffer", from_buffer, 0.35, "ns")
+    if cppyy:
+        cppyy.cppdef('extern "C" double hot_first(const double* p) { return p[0]; }')
+        row("H first(ndarray)", "per call", "proteus Function", proteus_arr, "cppyy",
+            per_call_ns(cppyy.gbl.hot_first, arr), unit="ns")
+
+    # specialised hit
+    fs = mem.get_function("plus1", restype=proteus.i32, argtypes=[proteus.i32], specialize=[0])
+    fs(41)  # compiles the variant: what follows are hits
+    row("H call plus1(41)", "per call", "proteus specialize=[0], variant hit", per_call_ns(fs, 41), "proteus Function",
+        plain_ns, 1.2, "ns")
+
+    # warm in-process compiles (+ the first call), a new source each time
+    def proteus_new(src, name, restype, argtypes, arg):
+        def run():
+            n = unique(name)
+            proteus.compile(src.replace(name, n)).get_function(n, restype, argtypes)(arg)
+        return run
+
+    def cppyy_new(src, name, arg):
+        def run():
+            n = unique("c" + name)
+            cppyy.cppdef(src.replace(name, n))
+            getattr(cppyy.gbl, n)(arg)
+        return run
+
+    for label, src, name, restype, argtypes, arg, target, number in [
+        ("H warm compile plus1", PLUS1, "plus1", proteus.i32, [proteus.i32], 41, 0.5, 20),
+        ("H warm compile cmath+vector (PCH)", W3, "norm", proteus.f64, [proteus.i32], 8, 0.9, 5),
+    ]:
+        run = proteus_new(src, name, restype, argtypes, arg)
+        run()  # warm: the PCH is built, the compiler initialised
+        ours = best(run, number)
+        theirs = None
+        if cppyy:
+            peer = cppyy_new(src, name, arg)
+            peer()
+            theirs = best(peer, number)
+        row(label, "compile + first call", "proteus", ours, "cppyy cppdef", theirs, target)
+
+    def thousand_proteus():
+        p = unique("f") + "_"
+        proteus.compile(many_functions(1000, p)).get_function(p + "999", proteus.i32, [proteus.i32])(1)
+
+    def thousand_cppyy():
+        p = unique("g") + "_"
+        cppyy.cppdef(many_functions(1000, p))
+        getattr(cppyy.gbl, p + "999")(1)
+
+    row("H 1,000 functions", "compile + first call", "proteus", best(thousand_proteus, 1), "cppyy cppdef",
+        best(thousand_cppyy, 1) if cppyy else None, 0.7)
+
+    # memory per live module (fresh processes)
+    row("H memory per live module", "RSS growth / module", "proteus", memory_per_module(PROTEUS_MODULE),
+        "llvmlite MCJIT", attempt(memory_per_module, LLVMLITE_MODULE), 1.0, "KiB")
 
 
 def main():
@@ -238,10 +413,6 @@ def main():
     ctypes_ns = per_call_ns(c_plus1, 41)
     plain_ns = per_call_ns(f, 41)
     row("W1 plus1", "call overhead", "proteus Function", plain_ns, "ctypes", ctypes_ns, 0.12, "ns")
-    fs = mem.get_function("plus1", restype=proteus.i32, argtypes=[proteus.i32], specialize=[0])
-    fs(41)  # compiles the variant: what follows are hits
-    row("W1 plus1", "call overhead", "proteus specialize=[0], variant hit", per_call_ns(fs, 41), "proteus Function",
-        plain_ns, 1.2, "ns")
     row("W1 plus1", "call overhead", "C builtin abs()", per_call_ns(abs, -41), "ctypes", ctypes_ns, unit="ns")
     try:
         import cffi
@@ -316,14 +487,19 @@ def main():
     row("S batched 3x3 matmul", "speed-up, identical results", "proteus specialize=[n]", t_gen / t_spec,
         "proteus generic", 1.0, 1.3, "x", lower_is_better=False)
 
-    row("-", "import time", "`import proteus`", import_proteus())
+    hot_paths(mem, f, plain_ns)
 
-    print(f"proteus {proteus.__version__} ({proteus.active_backend_variant}, LLVM {proteus.backend_info()['llvm_version']}), "
-          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; fresh-process figures are medians of {REPEATS}, "
-          f"in-process ones the best of {REPEATS} repeats\n")
-    print("| workload | metric | system | value | anchor | ratio | target |")
-    print("|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
+    row("-", "import time", "`import proteus`", import_proteus(), target=5)
+
+    machine = (f"proteus {proteus.__version__} ({proteus.active_backend_variant}, LLVM "
+               f"{proteus.backend_info()['llvm_version']}), Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    if "--json" in sys.argv[1:]:
+        print(json.dumps({"machine": machine, "repeats": REPEATS, "rows": rows}, indent=1))
+    else:
+        print(f"{machine}; fresh-process figures are medians of {REPEATS}, in-process ones the best of {REPEATS}\n")
+        print("| workload | metric | system | value | anchor | ratio | target |")
+        print("|---|---|---|---|---|---|---|")
+        print("\n".join(markdown(entry) for entry in rows))
     shutil.rmtree(TMP, ignore_errors=True)
 
 
