@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "marshal.h"
 #include "proteus/engine.h"
 #include "variant_cache.h"
 
@@ -51,15 +52,6 @@ struct ScalarType {
 };
 extern const ScalarType kScalars[8];  // proteus.i8 ... proteus.ptr (arguments.cc)
 
-// What a pointer argument must point to (ARCHITECTURE 4, "Checked pointers"): from the source's
-// declaration (proteus::CType) or a typed pointer (proteus.ptr[proteus.f64]).
-struct PointerCheck {
-  char element = 0;       // the element as a struct-module format letter; 'v' / '*': any; 0: no check at all
-  bool writable = false;  // the element is not const: a read-only buffer is refused
-  std::string spelling;   // for messages: "double *"
-  bool active() const { return element != 0; }
-};
-
 // What a function or kernel is called with (arguments.cc): restype/argtypes given as ... take the
 // source's declaration, given ones are checked against it; pointers get their pointee's checks.
 struct CallTypes {
@@ -93,53 +85,9 @@ struct FunctionSpec {
 // PROTEUS_SPECIALIZE_MAX_VARIANTS (the bound of a VariantCache); throws proteus::ConfigError for a bad value.
 size_t variant_limit();
 
-// One scalar argument (kind code b i l I L f d) into its 8-byte slot, as calls and kernel launches
-// pass it: range-checked (OverflowError naming argument `index`); false with a Python error set.
-bool convert_scalar(char code, PyObject* obj, uint64_t* slot, Py_ssize_t index);
-
 // Registers proteus.Function in `module`; returns false with a Python error set.
 bool add_function_type(PyObject* module);
 // A new reference to a Function, or nullptr with a Python error set.
 PyObject* make_function(const FunctionSpec& spec);
-
-// Buffers exported for the duration of one call. While held, their owner cannot resize or free them
-// (a bytearray resized by another thread raises BufferError instead of leaving the compiled code
-// writing into freed memory). Released when the holder goes, with the GIL held.
-class HeldBuffers {
- public:
-  HeldBuffers() = default;
-  HeldBuffers(const HeldBuffers&) = delete;
-  HeldBuffers& operator=(const HeldBuffers&) = delete;
-  ~HeldBuffers();
-  // Storage for one more view (a stable address; nothing is allocated for two or fewer), held from
-  // keep() on: a view that PyObject_GetBuffer did not fill is simply not kept.
-  Py_buffer* slot();
-  void keep();
-  // A reference to an object whose memory is passed without a buffer export (an exact NumPy array,
-  // cc/python/numpy_array.h): it holds off NumPy's resize, which refuses a referenced array.
-  void hold(PyObject* obj);
-
- private:
-  Py_buffer inline_[2];
-  size_t inline_kept_ = 0, more_kept_ = 0;
-  std::unique_ptr<std::deque<Py_buffer>> more_;
-  PyObject* objects_[4];
-  size_t objects_held_ = 0;
-  std::vector<PyObject*> more_objects_;
-};
-
-// Where a pointer argument points: host memory (functions) or GPU memory (kernels). The two accept
-// the same objects but for the array interface they read (__array_interface__ or
-// __cuda_array_interface__); only host pointers take buffer-protocol and ctypes objects.
-enum class Memory { host, device };
-// A pointer argument checked against what it must point to: a buffer (host memory) or an array
-// interface object (__array_interface__ / __cuda_array_interface__) must have that element type,
-// be C-contiguous, and be writable unless the element is const (TypeError / ValueError naming
-// argument `index`); ints, None, data_ptr() objects and ctypes pointers are addresses, passed as they are.
-bool checked_pointer_argument(PyObject* obj, Memory memory, const PointerCheck& check, Py_ssize_t index,
-                              uint64_t* out, HeldBuffers* held);
-// Pointer argument -> address. False with TypeError set if the object is not a pointer source.
-// With `held`, a buffer-protocol object's export is kept there until the call is over.
-bool pointer_argument(PyObject* obj, Memory memory, uint64_t* out, HeldBuffers* held = nullptr);
 
 }  // namespace proteus_py
