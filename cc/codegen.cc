@@ -66,7 +66,9 @@ std::unique_ptr<llvm::LLVMContext> new_context() {
 }
 
 
-std::unique_ptr<llvm::TargetMachine> host_target_machine() {
+namespace {
+
+std::unique_ptr<llvm::TargetMachine> new_host_target_machine(int level) {
   std::string triple_name = llvm::sys::getProcessTriple();
   llvm::Triple triple(triple_name);
   std::string error;
@@ -75,11 +77,46 @@ std::unique_ptr<llvm::TargetMachine> host_target_machine() {
   llvm::SubtargetFeatures features;
   for (const auto& [feature, enabled] : llvm::sys::getHostCPUFeatures()) features.AddFeature(feature, enabled);
   llvm::TargetOptions options;
-  auto level = static_cast<llvm::CodeGenOptLevel>(codegen_opt_level());
-  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
-      triple, llvm::sys::getHostCPUName(), features.getString(), options, llvm::Reloc::PIC_, std::nullopt, level));
+  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(triple, llvm::sys::getHostCPUName(),
+                                                                      features.getString(), options, llvm::Reloc::PIC_,
+                                                                      std::nullopt, static_cast<llvm::CodeGenOptLevel>(level)));
   if (!tm) throw CompileError("could not create a target machine for " + triple_name);
   return tm;
+}
+
+// Idle host machines, at most a few (one per compile running at once is what gets reused).
+struct HostMachinePool {
+  static constexpr size_t kKept = 4;
+  std::mutex mutex;
+  std::vector<std::unique_ptr<llvm::TargetMachine>> idle;
+};
+HostMachinePool& host_machine_pool() {
+  static auto* pool = new HostMachinePool;  // never destroyed: compiles may run during exit
+  return *pool;
+}
+
+}  // namespace
+
+void ReturnHostMachine::operator()(llvm::TargetMachine* tm) const {
+  std::unique_ptr<llvm::TargetMachine> owned(tm);
+  HostMachinePool& pool = host_machine_pool();
+  std::lock_guard<std::mutex> lock(pool.mutex);
+  if (pool.idle.size() < HostMachinePool::kKept) pool.idle.push_back(std::move(owned));
+}
+
+HostMachine host_target_machine() {
+  int level = codegen_opt_level();
+  {
+    HostMachinePool& pool = host_machine_pool();
+    std::lock_guard<std::mutex> lock(pool.mutex);
+    for (auto it = pool.idle.begin(); it != pool.idle.end(); ++it)
+      if (static_cast<int>((*it)->getOptLevel()) == level) {
+        HostMachine lent((*it).release());
+        pool.idle.erase(it);
+        return lent;
+      }
+  }
+  return HostMachine(new_host_target_machine(level).release());
 }
 
 std::unique_ptr<llvm::Module> parse_ir_text(const CompileRequest& request, llvm::LLVMContext& context) {

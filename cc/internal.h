@@ -101,7 +101,14 @@ Artifact produce_host_variant(const std::string& base_bitcode, const std::string
 // A context for one compile. An error diagnostic that nothing else handles (LLVM would print it and
 // exit the process, e.g. bad module asm met while writing bitcode) ends the compile as CompileError.
 std::unique_ptr<llvm::LLVMContext> new_context();
-std::unique_ptr<llvm::TargetMachine> host_target_machine();
+// A TargetMachine for this process's CPU at the codegen level in force, lent for one compile: it
+// goes back to a small pool when released (making one, and its CPU subtarget on first use, is a
+// good part of a small compile). A compile that crashes never gives its machine back.
+struct ReturnHostMachine {
+  void operator()(llvm::TargetMachine* tm) const;
+};
+using HostMachine = std::unique_ptr<llvm::TargetMachine, ReturnHostMachine>;
+HostMachine host_target_machine();
 void optimize(llvm::Module& module, llvm::TargetMachine& tm, int level);
 // Replaces llvm.global_ctors by one function named kInitFunction (run after linking).
 void lower_static_constructors(llvm::Module& module);
