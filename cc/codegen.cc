@@ -154,7 +154,13 @@ void optimize(llvm::Module& module, llvm::TargetMachine& tm, int level) {
   llvm::ModuleAnalysisManager mam;
   llvm::PassInstrumentationCallbacks instrumentation;
   instrumentation.registerBeforeNonSkippedPassCallback([](llvm::StringRef, llvm::Any) { checkpoint(); });
-  llvm::PassBuilder pb(&tm, llvm::PipelineTuningOptions(), std::nullopt, &instrumentation);
+  // As clang tunes its pipeline: unrolling and interleaving from O2, the loop vectoriser at O2, O3
+  // and Os, the SLP vectoriser at O2, O3, Os and Oz (levels 4 and 5).
+  llvm::PipelineTuningOptions tuning;
+  tuning.LoopUnrolling = tuning.LoopInterleaving = level >= 2;
+  tuning.LoopVectorization = level >= 2 && level <= 4;
+  tuning.SLPVectorization = level >= 2;
+  llvm::PassBuilder pb(&tm, tuning, std::nullopt, &instrumentation);
   pb.registerModuleAnalyses(mam);
   pb.registerCGSCCAnalyses(cgam);
   pb.registerFunctionAnalyses(fam);

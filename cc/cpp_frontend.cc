@@ -381,6 +381,7 @@ std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::L
   HeaderSearch search = cached_header_search();
   std::vector<std::string> flags = {search.driver_path, language.standard, opt_flag(opt_level()),
                                     "-fno-color-diagnostics", "-fmessage-length=0", "-resource-dir", search.resource_dir};
+  if (!language.clang_optimises) flags.insert(flags.end(), {"-Xclang", "-disable-llvm-passes"});
   flags.insert(flags.end(), language.target.begin(), language.target.end());
   flags.insert(flags.end(), request.extra_args.begin(), request.extra_args.end());
   std::string prefix = (pch_enabled() && language.precompiled_headers) ? include_prefix(request.source) : "";

@@ -265,6 +265,7 @@ Artifact produce_cuda(const CompileRequest& request) {
   Toolkit toolkit = cached_toolkit();
   LanguageFlags cuda;
   cuda.runs_in_this_process = false;
+  cuda.clang_optimises = true;
   cuda.language = "cuda";
   cuda.target = {"--cuda-device-only", "--cuda-gpu-arch=" + arch, "--cuda-path=" + toolkit.root};
   cuda.precompiled_headers = false;

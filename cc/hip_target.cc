@@ -204,6 +204,7 @@ Artifact produce_hip(const CompileRequest& request) {
   Rocm rocm = cached_rocm();
   LanguageFlags hip;
   hip.runs_in_this_process = false;
+  hip.clang_optimises = true;
   hip.language = "hip";
   hip.target = {"--cuda-device-only", "--offload-arch=" + arch, "--hip-path=" + rocm.root,
                 "--rocm-device-lib-path=" + rocm.device_libs,

@@ -17,10 +17,12 @@ Artifact produce_host(const CompileRequest& request) {
   FrontendFindings found;
   Artifact entry;
   std::unique_ptr<llvm::Module> module;
+  HostMachine tm = host_target_machine();
   if (request.frontend == "cpp" || request.frontend == "c") {
     module = compile_cpp(request, *context, request.frontend == "c" ? c_language() : LanguageFlags(), &found);
     entry.signatures = std::move(found.signatures);
     entry.warnings = std::move(found.warnings);
+    optimize(*module, *tm, opt_level());  // clang left it unoptimised (LanguageFlags::clang_optimises)
   } else {
     module = parse_ir(request, *context);
     ir_signatures(*module, &entry.signatures);
@@ -39,7 +41,6 @@ Artifact produce_host(const CompileRequest& request) {
     llvm::WriteBitcodeToFile(*module, os);
   }
   lower_static_constructors(*module);
-  auto tm = host_target_machine();
   checkpoint();
   entry.binary = emit_code(*module, *tm, llvm::CodeGenFileType::ObjectFile);
   entry.reusable = snapshot_inputs(found.read_files, started, &entry.inputs);

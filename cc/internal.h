@@ -43,6 +43,9 @@ struct LanguageFlags {
   // convention are rejected (std::invalid_argument naming the flag), as are those that crash clang
   // when it runs in-process.
   bool runs_in_this_process = true;
+  // False (the host): clang emits unoptimised IR (-disable-llvm-passes) and the caller runs
+  // optimize() once, with a pooled TargetMachine. GPU languages let clang run its own pipeline.
+  bool clang_optimises = false;
 };
 // What a frontend run found besides the module.
 struct FrontendFindings {

@@ -264,7 +264,7 @@ std::string cache_key(const CompileRequest& request, const Target& target) {
     hash.update(llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t*>(&n), sizeof n));
     hash.update(s);
   };
-  field("proteus-object-v2");
+  field("proteus-object-v3");  // v3: the host runs one pipeline of its own
   field(build_version());
   field(LLVM_VERSION_STRING);
   field(host);
