@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <thread>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -122,18 +123,67 @@ bool pch_enabled() {
   return flag_setting("PROTEUS_USE_PCH") && stored_cache_enabled();
 }
 
+// What the driver makes of an argument list, kept: running the driver (toolchain and GCC-install
+// detection, many stats) is a good part of a small compile. Only clean runs are kept (a driver
+// warning must be printed by every compile that causes it), keyed by the arguments and the
+// environment variables the driver reads for include paths; a few dozen at most.
+class InvocationCache {
+ public:
+  std::shared_ptr<const clang::CompilerInvocation> find(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto hit = kept_.find(key);
+    return hit == kept_.end() ? nullptr : hit->second;
+  }
+  void keep(const std::string& key, std::shared_ptr<const clang::CompilerInvocation> invocation) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (kept_.size() >= kKept) kept_.clear();
+    kept_[key] = std::move(invocation);
+  }
+
+ private:
+  static constexpr size_t kKept = 32;
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<const clang::CompilerInvocation>> kept_;
+};
+
+InvocationCache& invocation_cache() {
+  static auto* cache = new InvocationCache;  // never destroyed: compiles may run during exit
+  return *cache;
+}
+
+std::string invocation_key(const std::vector<std::string>& args) {
+  std::string key;
+  for (const char* variable : {"CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH"}) {
+    const char* value = getenv(variable);
+    key += std::string(variable) + "=" + (value ? value : "") + '\0';
+  }
+  for (const auto& a : args) key += a + '\0';
+  return key;
+}
+
 std::shared_ptr<clang::CompilerInvocation> make_invocation(const std::vector<std::string>& args,
                                                            llvm::raw_ostream& diag_stream, const std::string& what) {
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  clang::DiagnosticOptions driver_diag_opts;
-  auto driver_diags = clang::CompilerInstance::createDiagnostics(
-      *llvm::vfs::getRealFileSystem(), driver_diag_opts,
-      new clang::TextDiagnosticPrinter(diag_stream, driver_diag_opts), /*ShouldOwnClient=*/true);
-  clang::CreateInvocationOptions options;
-  options.Diags = driver_diags;
-  std::shared_ptr<clang::CompilerInvocation> invocation = clang::createInvocation(argv, options);
-  if (!invocation || driver_diags->hasErrorOccurred()) return nullptr;
+  std::string key = invocation_key(args);
+  std::shared_ptr<clang::CompilerInvocation> invocation;
+  if (auto kept = invocation_cache().find(key)) {
+    invocation = std::make_shared<clang::CompilerInvocation>(*kept);  // a deep copy: this compile's own
+  } else {
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    std::string driver_output;
+    llvm::raw_string_ostream driver_stream(driver_output);
+    clang::DiagnosticOptions driver_diag_opts;
+    auto driver_diags = clang::CompilerInstance::createDiagnostics(
+        *llvm::vfs::getRealFileSystem(), driver_diag_opts,
+        new clang::TextDiagnosticPrinter(driver_stream, driver_diag_opts), /*ShouldOwnClient=*/true);
+    clang::CreateInvocationOptions options;
+    options.Diags = driver_diags;
+    invocation = clang::createInvocation(argv, options);
+    driver_stream.flush();
+    diag_stream << driver_output;
+    if (!invocation || driver_diags->hasErrorOccurred()) return nullptr;
+    if (driver_output.empty()) invocation_cache().keep(key, std::make_shared<clang::CompilerInvocation>(*invocation));
+  }
   // The source never touches the disk: the main file is an in-memory buffer.
   invocation->getPreprocessorOpts().addRemappedFile(args.back(),
                                                     llvm::MemoryBuffer::getMemBufferCopy(what, args.back()).release());

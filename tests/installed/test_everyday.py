@@ -202,3 +202,12 @@ def test_a_cached_get_function_compiles_nothing():
     for _ in range(3):
         assert m.get_function("twice")(5) == 10
     assert proteus.backend_info()["internal_compiles"] == before
+
+
+def test_driver_warnings_come_with_every_compile(tmp_path, monkeypatch):
+    # The driver's work is kept between compiles with the same arguments, but only when it had
+    # nothing to say: a driver warning is given by each compile that causes it.
+    monkeypatch.setenv("PROTEUS_CACHE_DIR", str(tmp_path / "cache"))
+    for name in "gh":
+        with pytest.warns(proteus.CompileWarning, match="argument unused during compilation: '-L/nonexistent'"):
+            assert proteus.compile(UNUSED % name, extra_args=["-L/nonexistent"]).get_function("f")() == 2
