@@ -135,15 +135,14 @@ std::unique_ptr<llvm::Module> parse_ir_text(const CompileRequest& request, llvm:
   return module;
 }
 
-std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context) {
+std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context,
+                                       const llvm::TargetMachine& tm) {
   std::unique_ptr<llvm::Module> module = parse_ir_text(request, context);
-  auto tm = host_target_machine();
-  if (module->getTargetTriple().empty()) module->setTargetTriple(tm->getTargetTriple());
-  if (module->getDataLayoutStr().empty()) module->setDataLayout(tm->createDataLayout());
-  if (module->getTargetTriple().getArch() != tm->getTargetTriple().getArch())
+  if (module->getTargetTriple().empty()) module->setTargetTriple(tm.getTargetTriple());
+  if (module->getDataLayoutStr().empty()) module->setDataLayout(tm.createDataLayout());
+  if (module->getTargetTriple().getArch() != tm.getTargetTriple().getArch())
     throw CompileError("LLVM IR in " + request.source_name + " targets " + module->getTargetTriple().str() +
-                       ", not this host (" + tm->getTargetTriple().str() + ")");
-  optimize(*module, *tm, opt_level());
+                       ", not this host (" + tm.getTargetTriple().str() + ")");
   return module;
 }
 

@@ -18,15 +18,17 @@ Artifact produce_host(const CompileRequest& request) {
   Artifact entry;
   std::unique_ptr<llvm::Module> module;
   HostMachine tm = host_target_machine();
-  if (request.frontend == "cpp" || request.frontend == "c") {
+  bool from_source = request.frontend == "cpp" || request.frontend == "c";
+  if (from_source) {
     module = compile_cpp(request, *context, request.frontend == "c" ? c_language() : LanguageFlags(), &found);
     entry.signatures = std::move(found.signatures);
     entry.warnings = std::move(found.warnings);
-    optimize(*module, *tm, opt_level());  // clang left it unoptimised (LanguageFlags::clang_optimises)
   } else {
-    module = parse_ir(request, *context);
-    ir_signatures(*module, &entry.signatures);
+    module = parse_ir(request, *context, *tm);
   }
+  // One pipeline for either frontend (clang leaves C++ unoptimised: LanguageFlags::clang_optimises).
+  optimize(*module, *tm, opt_level());
+  if (!from_source) ir_signatures(*module, &entry.signatures);
   if (request.verify) {
     std::string problems;
     llvm::raw_string_ostream os(problems);

@@ -75,9 +75,11 @@ std::string include_prefix(const std::string& source);
 uint64_t pch_build_count();
 uint64_t pch_use_count();
 
-// LLVM IR text or bitcode -> verified module (parse_ir: for the host, optimised).
+// LLVM IR text or bitcode -> verified module (parse_ir: for the host `tm`, its triple and data
+// layout filled in when absent, another architecture refused).
 std::unique_ptr<llvm::Module> parse_ir_text(const CompileRequest& request, llvm::LLVMContext& context);
-std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context);
+std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context,
+                                       const llvm::TargetMachine& tm);
 
 struct Artifact;
 // call_thunk.cc: what thunks call with a C++ exception they caught (its mangled type name and,

@@ -148,19 +148,16 @@ PyObject* function_vectorcall(PyObject* self, PyObject* const* argv, size_t narg
   void* address = f->address;
   Variants::Entry* variant = nullptr;
   if (f->variants && !f->variants->unspecialisable && !select_variant(f, slots, &variant)) return nullptr;
+  if (variant) address = variant->address;
   int threw;
   if (f->release_gil) {
-    if (variant) {
-      address = variant->address;
-      ++variant->calls_in_flight;  // another thread may insert (and evict) while this one runs
-    }
+    if (variant) ++variant->calls_in_flight;  // another thread may insert (and evict) while this one runs
     Py_BEGIN_ALLOW_THREADS
     threw = thunk(address, slots, &result);
     Py_END_ALLOW_THREADS
     if (variant) --variant->calls_in_flight;
   } else {
-    if (variant) address = variant->address;  // with the GIL held nothing else evicts it
-    threw = thunk(address, slots, &result);
+    threw = thunk(address, slots, &result);  // with the GIL held nothing else evicts the variant
   }
   if (threw) return raise_native_error(PyUnicode_AsUTF8(f->name));
   return box(f->ret, result);
