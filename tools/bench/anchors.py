@@ -70,10 +70,14 @@ def fresh(code, env=None):
     return statistics.median(times)
 
 
+def stmt_ns(stmt, number=300_000, **names):
+    """Best ns per run of `stmt` (timeit) with `names` as its globals."""
+    return min(timeit.repeat(stmt, globals=names, number=number, repeat=REPEATS)) / number * 1e9
+
+
 def per_call_ns(fn, *args, number=300_000):
-    env = {"fn": fn, **{f"a{i}": a for i, a in enumerate(args)}}
     stmt = "fn(" + ", ".join(f"a{i}" for i in range(len(args))) + ")"
-    return min(timeit.repeat(stmt, globals=env, number=number, repeat=REPEATS)) / number * 1e9
+    return stmt_ns(stmt, number, fn=fn, **{f"a{i}": a for i, a in enumerate(args)})
 
 
 def best(fn, number=10):
@@ -220,10 +224,6 @@ COUNTER = iter(range(10**9))
 
 def unique(prefix):
     return f"{prefix}_{os.getpid()}_{next(COUNTER)}"
-
-
-def stmt_ns(stmt, number=300_000, **names):
-    return min(timeit.repeat(stmt, globals=names, number=number, repeat=REPEATS)) / number * 1e9
 
 
 def cffi_api():
