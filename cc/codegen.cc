@@ -138,12 +138,16 @@ std::unique_ptr<llvm::Module> parse_ir_text(const CompileRequest& request, llvm:
 std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context,
                                        const llvm::TargetMachine& tm) {
   std::unique_ptr<llvm::Module> module = parse_ir_text(request, context);
-  if (module->getTargetTriple().empty()) module->setTargetTriple(tm.getTargetTriple());
-  if (module->getDataLayoutStr().empty()) module->setDataLayout(tm.createDataLayout());
-  if (module->getTargetTriple().getArch() != tm.getTargetTriple().getArch())
-    throw CompileError("LLVM IR in " + request.source_name + " targets " + module->getTargetTriple().str() +
-                       ", not this host (" + tm.getTargetTriple().str() + ")");
+  adopt_host_target(*module, tm, "LLVM IR in " + request.source_name);
   return module;
+}
+
+void adopt_host_target(llvm::Module& module, const llvm::TargetMachine& tm, const std::string& what) {
+  if (module.getTargetTriple().empty()) module.setTargetTriple(tm.getTargetTriple());
+  if (module.getDataLayoutStr().empty()) module.setDataLayout(tm.createDataLayout());
+  if (module.getTargetTriple().getArch() != tm.getTargetTriple().getArch())
+    throw CompileError(what + " targets " + module.getTargetTriple().str() + ", not this host (" +
+                       tm.getTargetTriple().str() + ")");
 }
 
 void optimize(llvm::Module& module, llvm::TargetMachine& tm, int level) {

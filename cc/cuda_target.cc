@@ -269,6 +269,7 @@ Artifact produce_cuda(const CompileRequest& request) {
   cuda.language = "cuda";
   cuda.target = {"--cuda-device-only", "--cuda-gpu-arch=" + arch, "--cuda-path=" + toolkit.root};
   cuda.precompiled_headers = false;
+  cuda.device_libraries = {toolkit.root + "/nvvm/libdevice/libdevice.10.bc"};
   return produce_device(request, cuda, cuda_codegen, arch);
 }
 

@@ -121,9 +121,10 @@ Artifact produce_device(const CompileRequest& request, const LanguageFlags& lang
   auto context = new_context();
   int64_t started = wall_clock_ns();
   FrontendFindings found;
-  std::unique_ptr<llvm::Module> module = request.frontend == "cpp"
-                                             ? compile_cpp(request, *context, language, &found)
-                                             : parse_ir_text(request, *context);
+  std::unique_ptr<llvm::Module> module =
+      request.frontend == "cpp"    ? compile_cpp(request, *context, language, &found)
+      : request.frontend == "mlir" ? compile_mlir(request, *context, language.device_libraries, &found.signatures)
+                                   : parse_ir_text(request, *context);
   std::string ir;
   {
     llvm::raw_string_ostream os(ir);

@@ -212,6 +212,15 @@ Artifact produce_hip(const CompileRequest& request) {
                 "-D__AMDGCN_WAVEFRONT_SIZE=" + std::to_string(wavefront_size(arch)),
                 "-include", "hip/hip_runtime.h"};  // as hipcc does: sources need not include it
   hip.precompiled_headers = false;
+  // OCML and OCKL, then the control libraries they read (as clang's HIP driver picks them).
+  std::string isa = arch.substr(3, arch.find(':') == std::string::npos ? std::string::npos : arch.find(':') - 3);
+  for (const std::string& name : std::initializer_list<std::string>{"ocml", "ockl", "oclc_isa_version_" + isa, "oclc_abi_version_" +
+                           std::to_string(rocm.code_object_version * 100), "oclc_finite_only_off",
+                           "oclc_unsafe_math_off", "oclc_correctly_rounded_sqrt_on", "oclc_daz_opt_off",
+                           std::string("oclc_wavefrontsize64_") + (wavefront_size(arch) == 64 ? "on" : "off")}) {
+    std::string path = rocm.device_libs + "/" + name + ".bc";
+    if (path_exists(path)) hip.device_libraries.push_back(path);
+  }
   return produce_device(request, hip, hip_codegen, arch);
 }
 

@@ -23,12 +23,15 @@ Artifact produce_host(const CompileRequest& request) {
     module = compile_cpp(request, *context, request.frontend == "c" ? c_language() : LanguageFlags(), &found);
     entry.signatures = std::move(found.signatures);
     entry.warnings = std::move(found.warnings);
+  } else if (request.frontend == "mlir") {
+    module = compile_mlir(request, *context, {}, &entry.signatures);
+    adopt_host_target(*module, *tm, "MLIR in " + request.source_name);
   } else {
     module = parse_ir(request, *context, *tm);
   }
   // One pipeline for either frontend (clang leaves C++ unoptimised: LanguageFlags::clang_optimises).
   optimize(*module, *tm, opt_level());
-  if (!from_source) ir_signatures(*module, &entry.signatures);
+  if (request.frontend == "llvmir") ir_signatures(*module, &entry.signatures);
   if (request.verify) {
     std::string problems;
     llvm::raw_string_ostream os(problems);

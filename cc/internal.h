@@ -46,6 +46,9 @@ struct LanguageFlags {
   // False (the host): clang emits unoptimised IR (-disable-llvm-passes) and the caller runs
   // optimize() once, with a pooled TargetMachine. GPU languages let clang run its own pipeline.
   bool clang_optimises = false;
+  // GPU targets: the bitcode libraries (libdevice; OCML, OCKL and its controls) linked into device
+  // code lowered from MLIR for the math functions it calls (clang links them itself for C++).
+  std::vector<std::string> device_libraries;
 };
 // What a frontend run found besides the module.
 struct FrontendFindings {
@@ -61,6 +64,14 @@ LanguageFlags c_language();
 std::unique_ptr<llvm::Module> compile_cpp(const CompileRequest& request, llvm::LLVMContext& context,
                                           const LanguageFlags& language = LanguageFlags(),
                                           FrontendFindings* findings = nullptr);
+
+// mlir_frontend.cc: MLIR source -> LLVM module, lowered by mlir_pipeline(request.target): for
+// "host" the module's functions (their signatures from the MLIR types into *signatures); for
+// "cuda"/"hip" its one gpu.module (the kernels' signatures), with `device_libraries` linked.
+std::unique_ptr<llvm::Module> compile_mlir(const CompileRequest& request, llvm::LLVMContext& context,
+                                           const std::vector<std::string>& device_libraries, Signatures* signatures);
+// The MLIR pass pipeline of a target, as text (it keys the cache).
+std::string mlir_pipeline(const std::string& target);
 
 // signatures.cc: a clang AST consumer that records the signatures of the externally visible
 // functions the main file defines; the signatures of the functions an LLVM IR module defines.
@@ -80,6 +91,9 @@ uint64_t pch_use_count();
 std::unique_ptr<llvm::Module> parse_ir_text(const CompileRequest& request, llvm::LLVMContext& context);
 std::unique_ptr<llvm::Module> parse_ir(const CompileRequest& request, llvm::LLVMContext& context,
                                        const llvm::TargetMachine& tm);
+// A module for the host `tm`: its triple and data layout filled in when absent; CompileError if it
+// targets another architecture (`what` names the source in the message).
+void adopt_host_target(llvm::Module& module, const llvm::TargetMachine& tm, const std::string& what);
 
 struct Artifact;
 // call_thunk.cc: what thunks call with a C++ exception they caught (its mangled type name and,

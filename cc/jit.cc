@@ -276,7 +276,8 @@ std::string cache_key(const CompileRequest& request, const Target& target) {
   field(std::to_string(request.extra_args.size()));
   for (const auto& a : request.extra_args) field(a);
   field(std::to_string(opt_level()) + "/" + std::to_string(codegen_opt_level()) + "/" + (request.verify ? "v" : ""));
-  if (request.frontend != "llvmir") field(header_search_description());
+  if (request.frontend == "cpp" || request.frontend == "c") field(header_search_description());
+  if (request.frontend == "mlir") field(mlir_pipeline(request.target));
   for (const auto& linked : linked_modules(request)) field("link " + linked->key);
   return hex_digest(hash.final());
 }
@@ -366,8 +367,8 @@ std::shared_ptr<CompiledModule> link_host_module(const std::string& key, Artifac
 }
 
 std::shared_ptr<CompiledModule> compile(const CompileRequest& request) {
-  if (request.frontend != "cpp" && request.frontend != "c" && request.frontend != "llvmir")
-    throw CompileError("frontend must be 'cpp', 'c' or 'llvmir' in this engine, not '" + request.frontend + "'");
+  if (request.frontend != "cpp" && request.frontend != "c" && request.frontend != "llvmir" && request.frontend != "mlir")
+    throw CompileError("frontend must be 'cpp', 'c', 'llvmir' or 'mlir' in this engine, not '" + request.frontend + "'");
   if (!request.link.empty() && request.target != "host")
     throw CompileError("link= is for host code; target='" + request.target + "' modules link nothing");
   if (request.frontend == "c" && request.target != "host")

@@ -23,14 +23,15 @@ namespace proteus {
 namespace {
 
 constexpr char kMagic[8] = {'P', 'R', 'O', 'T', 'E', 'U', 'S', 'O'};
-constexpr uint32_t kFormat = 6;  // 4: the files the compile read; 5: typed artifacts; 6: signatures, warnings
+// 4: the files the compile read; 5: typed artifacts; 6: signatures, warnings; 7: memref shapes
+constexpr uint32_t kFormat = 7;
 constexpr const char* kSuffix = ".pobj";
 
 // Entry layout: magic[8] format:u32 key[64 hex] payload_len:u64 sha256(payload)[32] payload
 // payload: target arch binary assembly warnings (as string: len:u64 bytes), n_entry_points:u32 (len:u32 name)*,
 //          bitcode (string), n_inputs:u32 (len:u32 path, digest[32], size dev ino mtime ctime: u64)*,
 //          n_signatures:u32 (name, problem, then per type of result and params: code pointee const:u8
-//          spelling; strings as len:u32 bytes; n_params:u32 before the params)*
+//          spelling n_dims:u32 (size:u64)*; strings as len:u32 bytes; n_params:u32 before the params)*
 struct Writer {
   std::string out;
   void u32(uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
@@ -215,6 +216,8 @@ std::optional<Artifact> ObjectCache::load(const std::string& key_hex, const std:
     type.pointee = flags[1];
     type.pointee_const = flags[2] != 0;
     type.spelling = p.bytes(p.u32());
+    uint32_t dims = p.u32();
+    for (uint32_t d = 0; d < dims && p.ok; ++d) type.memref_shape.push_back(int64_t(p.u64()));
     return type;
   };
   uint32_t signatures = p.u32();
@@ -259,6 +262,8 @@ void ObjectCache::store(const std::string& key_hex, const Artifact& entry) {
   auto write_type = [&](const CType& type) {
     payload.bytes(std::string{type.code, type.pointee, static_cast<char>(type.pointee_const)});
     write_text(type.spelling);
+    payload.u32(static_cast<uint32_t>(type.memref_shape.size()));
+    for (int64_t size : type.memref_shape) payload.u64(uint64_t(size));
   };
   payload.u32(static_cast<uint32_t>(entry.signatures.size()));
   for (const auto& [name, signature] : entry.signatures) {

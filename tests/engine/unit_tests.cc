@@ -147,6 +147,10 @@ proteus::Artifact sample_entry() {
   axpy.params = {{'d', 0, false, "double"}, {'p', 'd', true, "const double *"}, {'p', 'd', false, "double *"}};
   entry.signatures["axpy"] = axpy;
   entry.signatures["S::get"].problem = "it is a member function";
+  proteus::FunctionSignature scale;  // an MLIR function: a memref's shape round-trips too
+  scale.result = {'v', 0, false, "void"};
+  scale.params = {{'m', 'f', false, "memref<?x4xf32>", {-1, 4}}, {'f', 0, false, "f32"}};
+  entry.signatures["scale"] = scale;
   entry.warnings = "source.cpp:1:5: warning: unused variable 'x'";
   proteus::InputFile header;
   header.path = "/usr/include/stdio.h";
@@ -169,11 +173,14 @@ TEST(cache_entries_round_trip_and_damage_is_a_miss) {
   proteus::Artifact sample = sample_entry();
   CHECK(loaded && loaded->target == "cuda" && loaded->arch == sample.arch && loaded->binary == sample.binary &&
         loaded->assembly == sample.assembly && loaded->entry_points == sample.entry_points &&
-        loaded->bitcode == sample.bitcode && loaded->signatures.size() == 2 && loaded->warnings == sample.warnings);
+        loaded->bitcode == sample.bitcode && loaded->signatures.size() == 3 && loaded->warnings == sample.warnings);
   const proteus::FunctionSignature& axpy = loaded->signatures.at("axpy");
   CHECK(axpy.result.code == 'v' && axpy.params.size() == 3 && axpy.params[1].pointee == 'd' &&
         axpy.params[1].pointee_const && !axpy.params[2].pointee_const && axpy.params[1].spelling == "const double *");
   CHECK(loaded->signatures.at("S::get").problem == "it is a member function");
+  const proteus::FunctionSignature& scale = loaded->signatures.at("scale");
+  CHECK(scale.params.size() == 2 && scale.params[0].code == 'm' && scale.params[0].pointee == 'f' &&
+        scale.params[0].memref_shape == std::vector<int64_t>({-1, 4}) && scale.params[1].memref_shape.empty());
   CHECK(!cache->load(key, "host"));  // another target's entry is never this one's
   CHECK(loaded && loaded->inputs.size() == 1 && loaded->inputs[0].path == "/usr/include/stdio.h" &&
         loaded->inputs[0].size == 1234 && loaded->inputs[0].mtime_ns == 42);

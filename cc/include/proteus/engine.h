@@ -88,6 +88,9 @@ struct CType {
                                // 'v' void, '*' another type; 0: not known (LLVM IR), nothing is checked
   bool pointee_const = false;  // the element is const: the buffer may be read-only
   std::string spelling;        // as the source spells it: "const double *"
+  // For code 'm', an MLIR memref (pointee: its element): the sizes of its dimensions, -1 for a
+  // dynamic one. It takes an array, passed as MLIR's memref descriptor (3 + 2 * rank slots).
+  std::vector<int64_t> memref_shape;
 };
 struct FunctionSignature {
   CType result;
