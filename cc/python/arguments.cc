@@ -16,10 +16,12 @@ namespace {
 constexpr const char* kCallable =
     "proteus calls functions with a void or scalar result (bool, char, int, long, long long, unsigned, unsigned "
     "long, float, double, enums) and scalar or pointer arguments; structs by value, references, member "
-    "functions, variadic functions, short, unsigned char and long double values are not supported";
+    "functions, variadic functions, short, unsigned char and long double values are not supported (MLIR: index, "
+    "i8, i32, i64, f32, f64, !llvm.ptr and memrefs of identity layout, which take arrays)";
 
 py::object type_object(char code) {
   if (code == 'v') return py::none();
+  if (code == 'm') code = 'p';  // an MLIR memref: given as a pointer argument, passed as its descriptor
   for (const ScalarType& s : kScalars)
     if (s.code == code) return py::cast(Type{code, s.name});
   throw std::logic_error("no proteus type for a declared kind");
@@ -28,7 +30,7 @@ py::object type_object(char code) {
 std::string type_text(py::handle type) { return type.is_none() ? "None" : py::repr(type).cast<std::string>(); }
 
 // Integers of one size are interchangeable (ctypes-style argtypes often ignore signedness).
-char same_size(char code) { return code == 'I' ? 'i' : code == 'L' ? 'l' : code; }
+char same_size(char code) { return code == 'I' ? 'i' : code == 'L' ? 'l' : code == 'm' ? 'p' : code; }
 
 }  // namespace
 
@@ -56,7 +58,7 @@ std::vector<unsigned> checked_specialize(py::handle specialize, const std::strin
     if (index < 0 || index >= static_cast<long>(codes.size()))
       throw py::value_error("specialize index " + std::to_string(index) + " is out of range for " +
                             std::to_string(codes.size()) + " arguments");
-    if (codes[index] == 'p')
+    if (codes[index] == 'p' || codes[index] == 'm')
       throw py::value_error("cannot specialize argument " + std::to_string(index) + ": it is a pointer (" + ptr_type +
                             "); only scalar arguments can be specialized");
     if (std::find(out.begin(), out.end(), static_cast<unsigned>(index)) == out.end()) out.push_back(index);
@@ -120,7 +122,14 @@ CallTypes call_types(const proteus::FunctionSignature* declared, const std::stri
     if (out.codes[i] != 'p') continue;
     const Type& given = out.argtypes[i].cast<Type&>();
     PointerCheck check;
-    if (declared && declared->params[i].pointee) {
+    if (declared && declared->params[i].code == 'm') {  // MLIR has no const: the memory may be written
+      const proteus::CType& param = declared->params[i];
+      if (given.pointee && given.pointee != param.pointee)
+        throw py::type_error(where + "argument " + std::to_string(i) + " is '" + param.spelling +
+                             "' in the source, but argtypes give " + type_text(out.argtypes[i]));
+      out.codes[i] = 'm';
+      check = {param.pointee, true, param.spelling, true, param.memref_shape};
+    } else if (declared && declared->params[i].pointee) {
       const proteus::CType& param = declared->params[i];
       if (given.pointee && given.pointee != param.pointee && param.pointee != 'v' && param.pointee != '*')
         throw py::type_error(where + "argument " + std::to_string(i) + " is '" + param.spelling +

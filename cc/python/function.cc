@@ -22,8 +22,9 @@ struct Variants {
     friend bool in_flight(const Entry& e) { return e.calls_in_flight != 0; }
   };
   std::shared_ptr<proteus::CompiledModule> base;
-  std::vector<unsigned> indices;
-  std::string codes;
+  std::vector<unsigned> indices;       // of the specialised arguments
+  std::vector<unsigned> slot_indices;  // of their slots (after a memref's descriptor, they differ)
+  std::string codes;                   // of the slots, as the compiled function takes them
   bool unspecialisable = false;  // the first attempt failed: calls use the generic function
   VariantCache<Entry> cache;
   explicit Variants(size_t limit) : cache(limit) {}
@@ -38,7 +39,8 @@ struct FunctionObject {
   char ret;
   bool release_gil;  // false: the call keeps the GIL (get_function(..., release_gil=False))
   Py_ssize_t nargs;
-  char* args;  // nargs codes
+  Py_ssize_t nslots;  // nargs, or more where a memref argument takes its descriptor's
+  char* args;         // nargs codes
   PyObject* name;
   PyObject* owner;
   PyObject* restype;
@@ -84,10 +86,10 @@ bool select_variant(FunctionObject* f, const uint64_t* slots, Variants::Entry** 
     heap_values.resize(v.indices.size());
     values = heap_values.data();
   }
-  for (size_t k = 0; k < v.indices.size(); ++k) values[k] = slots[v.indices[k]];
+  for (size_t k = 0; k < v.indices.size(); ++k) values[k] = slots[v.slot_indices[k]];
   if ((*entry = v.cache.find(ValuesView{values, v.indices.size()}))) return true;
   std::vector<std::pair<unsigned, uint64_t>> constants;
-  for (size_t k = 0; k < v.indices.size(); ++k) constants.emplace_back(v.indices[k], values[k]);
+  for (size_t k = 0; k < v.indices.size(); ++k) constants.emplace_back(v.slot_indices[k], values[k]);
   std::string name = PyUnicode_AsUTF8(f->name);
   std::shared_ptr<proteus::CompiledModule> module;
   void* variant_address = nullptr;
@@ -132,15 +134,21 @@ PyObject* function_vectorcall(PyObject* self, PyObject* const* argv, size_t narg
   uint64_t inline_slots[kInlineSlots];
   std::vector<uint64_t> heap_slots;
   uint64_t* slots = inline_slots;
-  if (n > kInlineSlots) {
-    heap_slots.resize(n);
+  if (f->nslots > kInlineSlots) {
+    heap_slots.resize(f->nslots);
     slots = heap_slots.data();
   }
   HeldBuffers held;  // buffer arguments stay exported until the call returns
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    bool converted = f->checks && f->checks[i].active()
-                         ? checked_pointer_argument(argv[i], Memory::host, f->checks[i], i, &slots[i], &held)
-                         : convert(f->args[i], argv[i], &slots[i], i, &held);
+  for (Py_ssize_t i = 0, k = 0; i < n; ++i, ++k) {
+    bool converted;
+    if (f->args[i] == 'm') {
+      converted = memref_argument(argv[i], Memory::host, f->checks[i], i, &slots[k], &held);
+      k += f->checks[i].slots() - 1;
+    } else {
+      converted = f->checks && f->checks[i].active()
+                      ? checked_pointer_argument(argv[i], Memory::host, f->checks[i], i, &slots[k], &held)
+                      : convert(f->args[i], argv[i], &slots[k], i, &held);
+    }
     if (!converted) return nullptr;
   }
   uint64_t result = 0;
@@ -295,12 +303,17 @@ PyObject* make_function(const FunctionSpec& spec) {
       std::copy(spec.checks.begin(), spec.checks.end(), f->checks);
       break;
     }
+  std::vector<unsigned> slot_of;  // each argument's first slot
+  for (size_t i = 0, k = 0; i < spec.args.size(); k += spec.args[i] == 'm' ? spec.checks[i].slots() : 1, ++i)
+    slot_of.push_back(static_cast<unsigned>(k));
+  f->nslots = static_cast<Py_ssize_t>(slot_codes(spec.args, spec.checks).size());
   f->variants = nullptr;
   if (!spec.specialize.empty()) {
     f->variants = new Variants(spec.variant_limit);
     f->variants->base = spec.code;
     f->variants->indices = spec.specialize;
-    f->variants->codes = spec.args;
+    for (unsigned i : spec.specialize) f->variants->slot_indices.push_back(slot_of[i]);
+    f->variants->codes = slot_codes(spec.args, spec.checks);
   }
   PyObject_GC_Track(reinterpret_cast<PyObject*>(f));
   return reinterpret_cast<PyObject*>(f);

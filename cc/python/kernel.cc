@@ -1,6 +1,7 @@
 // proteus.Kernel (GPU targets): launch argument packing, variant selection, the runtime launch.
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "binding.h"
@@ -14,6 +15,8 @@ struct Kernel {
   std::shared_ptr<proteus::CompiledModule> code;
   std::string name;
   std::string codes;  // argument kinds, as for functions
+  std::string slot_kinds;        // the kernel's parameters (a memref argument takes its descriptor's)
+  std::vector<unsigned> slot_of;  // each argument's first parameter
   py::list argtypes;
   std::vector<PointerCheck> checks;  // per argument, from the declaration or typed pointers (empty: none)
   std::string signature;             // as the source declares it, "" if not known
@@ -35,14 +38,14 @@ std::shared_ptr<proteus::CompiledModule> select_variant(Kernel& k, const std::ve
   std::vector<uint64_t> values;
   std::vector<std::pair<unsigned, uint64_t>> constants;
   for (unsigned i : k.specialize) {
-    values.push_back(slots[i]);
-    constants.emplace_back(i, slots[i]);
+    values.push_back(slots[k.slot_of[i]]);
+    constants.emplace_back(k.slot_of[i], slots[k.slot_of[i]]);
   }
   Kernel::Variant* variant = k.variants.find(values);
   if (!variant) {
     std::shared_ptr<proteus::CompiledModule> code;
     try {
-      code = without_gil([&] { return proteus::specialize(k.code, k.name, k.codes, constants); });
+      code = without_gil([&] { return proteus::specialize(k.code, k.name, k.slot_kinds, constants); });
     } catch (const proteus::CompileCancelled&) {
       throw;  // Ctrl-C: KeyboardInterrupt, not a reason to stop specialising
     } catch (const proteus::CompileError& e) {
@@ -94,17 +97,20 @@ void launch(Kernel& k, py::handle grid, py::handle block, py::handle args, unsig
     throw py::type_error("args must be a tuple or list of kernel arguments");
   py::sequence values = py::reinterpret_borrow<py::sequence>(args);
   if (values.size() != k.codes.size()) throw py::type_error("kernel argument count does not match argtypes");
-  std::vector<uint64_t> slots(k.codes.size());
-  std::vector<void*> params(k.codes.size());
+  std::vector<uint64_t> slots(k.slot_kinds.size());
+  std::vector<void*> params(k.slot_kinds.size());
   for (size_t i = 0; i < k.codes.size(); ++i) {
     py::handle v = values[i];
-    bool converted = k.codes[i] != 'p' ? convert_scalar(k.codes[i], v.ptr(), &slots[i], static_cast<Py_ssize_t>(i))
+    uint64_t* slot = &slots[k.slot_of[i]];
+    Py_ssize_t index = static_cast<Py_ssize_t>(i);
+    bool converted = k.codes[i] == 'm' ? memref_argument(v.ptr(), Memory::device, k.checks[i], index, slot, nullptr)
+                     : k.codes[i] != 'p' ? convert_scalar(k.codes[i], v.ptr(), slot, index)
                      : !k.checks.empty() && k.checks[i].active()
-                         ? checked_pointer_argument(v.ptr(), Memory::device, k.checks[i], i, &slots[i], nullptr)
-                         : pointer_argument(v.ptr(), Memory::device, &slots[i]);
+                         ? checked_pointer_argument(v.ptr(), Memory::device, k.checks[i], index, slot, nullptr)
+                         : pointer_argument(v.ptr(), Memory::device, slot);
     if (!converted) throw py::error_already_set();  // as calls convert them
-    params[i] = &slots[i];
   }
+  for (size_t p = 0; p < slots.size(); ++p) params[p] = &slots[p];
   void* s = stream_handle(stream);
   std::shared_ptr<proteus::CompiledModule> code = select_variant(k, slots);  // ours until the launch returns
   const std::string& name = k.name;  // k outlives the call: the caller holds the Kernel
@@ -120,6 +126,13 @@ void launch(Kernel& k, py::handle grid, py::handle block, py::handle args, unsig
 py::object get_kernel(py::object self, const std::string& name, py::object argtypes, py::object specialize) {
   Module& module = self.cast<Module&>();
   if (!is_gpu(module.target)) throw py::value_error("Target is the host, which has no kernels: use get_function()");
+  // Types from the declaration of a name the compile did not list among its kernels (nvcc lists
+  // none; with argtypes given, the launch reports a missing name).
+  std::vector<std::string> kernels = module.code->function_names();
+  if (argtypes.is(py::ellipsis()) && !module.code->signature(name) && !kernels.empty() &&
+      std::find(kernels.begin(), kernels.end(), name) == kernels.end())
+    throw proteus::SymbolNotFound("get_kernel('" + name + "'): the module has no kernel '" + name + "'; its kernels are " +
+                                  py::repr(py::cast(kernels)).cast<std::string>());
   Kernel k;
   k.owner = self;
   k.code = module.code;
@@ -130,6 +143,9 @@ py::object get_kernel(py::object self, const std::string& name, py::object argty
   k.argtypes = types.argtypes;
   k.codes = types.codes;
   k.checks = std::move(types.checks);
+  k.slot_kinds = slot_codes(k.codes, k.checks);
+  for (size_t i = 0, p = 0; i < k.codes.size(); p += k.codes[i] == 'm' ? k.checks[i].slots() : 1, ++i)
+    k.slot_of.push_back(static_cast<unsigned>(p));
   k.signature = std::move(types.signature);
   k.specialize = checked_specialize(specialize, k.codes, "proteus.ptr");
   return py::cast(std::move(k));

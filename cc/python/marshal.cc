@@ -432,4 +432,88 @@ bool checked_pointer_argument(PyObject* obj, Memory memory, const PointerCheck& 
   return pointer_argument(obj, memory, out, held);  // data_ptr() objects, or the usual TypeError
 }
 
+namespace {
+
+// The shape of an array argument (its data already checked): from an exact NumPy array's fields,
+// a buffer export, or the array interface's "shape". False with TypeError if it has none.
+bool array_shape(PyObject* obj, Memory memory, std::vector<Py_ssize_t>* shape) {
+  NumpyArray array;
+  if (memory == Memory::host && numpy_array(obj, &array)) {
+    shape->assign(array.shape, array.shape + array.ndim);
+    return true;
+  }
+  if (memory == Memory::host && PyObject_CheckBuffer(obj)) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_ND) != 0) return false;
+    shape->assign(view.shape, view.shape + view.ndim);
+    PyBuffer_Release(&view);
+    return true;
+  }
+  intern_attribute_names();
+  PyObject* name = memory == Memory::host ? str_array_interface : str_cuda_array_interface;
+  PyObject* iface = nullptr;
+  if (optional_attr(obj, name, &iface) < 0) return false;
+  PyObject* dims = iface && PyDict_Check(iface) ? PyDict_GetItemString(iface, "shape") : nullptr;  // borrowed
+  bool ok = dims && PyTuple_Check(dims);
+  for (Py_ssize_t d = 0; ok && d < PyTuple_GET_SIZE(dims); ++d) {
+    shape->push_back(PyLong_AsSsize_t(PyTuple_GET_ITEM(dims, d)));
+    if (shape->back() < 0) ok = false;
+  }
+  Py_XDECREF(iface);
+  if (!ok && !PyErr_Occurred())
+    PyErr_Format(PyExc_TypeError, "argument's %U has no 'shape' tuple", name);
+  return ok;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "(";
+  for (size_t d = 0; d < shape.size(); ++d)
+    text += (d ? ", " : "") + (shape[d] < 0 ? std::string("any") : std::to_string(shape[d]));
+  return text + (shape.size() == 1 ? ",)" : ")");
+}
+
+}  // namespace
+
+std::string slot_codes(const std::string& codes, const std::vector<PointerCheck>& checks) {
+  std::string out;
+  for (size_t i = 0; i < codes.size(); ++i)
+    out += codes[i] != 'm' ? std::string(1, codes[i]) : "pp" + std::string(checks[i].slots() - 2, 'l');
+  return out;
+}
+
+bool memref_argument(PyObject* obj, Memory memory, const PointerCheck& check, Py_ssize_t index, uint64_t* slots,
+                     HeldBuffers* held) {
+  if (PyLong_Check(obj) || obj == Py_None)  // an address says nothing of the shape
+    return argument_error(PyExc_TypeError, check, index,
+                          std::string("takes an array (its shape fills the memref); got ") + Py_TYPE(obj)->tp_name);
+  uint64_t address = 0;
+  if (!checked_pointer_argument(obj, memory, check, index, &address, held)) return false;
+  std::vector<Py_ssize_t> shape;
+  if (!array_shape(obj, memory, &shape)) {
+    if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_BufferError)) {
+      PyErr_Clear();
+      return argument_error(PyExc_TypeError, check, index,
+                            std::string("takes an array with a shape; got ") + Py_TYPE(obj)->tp_name);
+    }
+    return false;
+  }
+  size_t rank = check.memref_shape.size();
+  bool fits = shape.size() == rank;
+  for (size_t d = 0; fits && d < rank; ++d) fits = check.memref_shape[d] < 0 || check.memref_shape[d] == shape[d];
+  if (!fits) {
+    std::vector<int64_t> got(shape.begin(), shape.end());
+    return argument_error(PyExc_ValueError, check, index,
+                          "needs an array of shape " + shape_text(check.memref_shape) + "; got shape " + shape_text(got));
+  }
+  slots[0] = slots[1] = address;  // allocated, aligned
+  slots[2] = 0;                   // offset
+  uint64_t stride = 1;
+  for (size_t d = rank; d-- > 0;) {
+    slots[3 + d] = static_cast<uint64_t>(shape[d]);
+    slots[3 + rank + d] = stride;
+    stride *= static_cast<uint64_t>(shape[d]);
+  }
+  return true;
+}
+
 }  // namespace proteus_py

@@ -18,8 +18,17 @@ struct PointerCheck {
   char element = 0;       // the element as a struct-module format letter; 'v' / '*': any; 0: no check at all
   bool writable = false;  // the element is not const: a read-only buffer is refused
   std::string spelling;   // for messages: "double *"
+  // An MLIR memref argument (kind code 'm'): the sizes its type gives (-1: dynamic). It takes an
+  // array and fills the memref descriptor's slots (memref_argument).
+  bool memref = false;
+  std::vector<int64_t> memref_shape;
   bool active() const { return element != 0; }
+  size_t slots() const { return memref ? 3 + 2 * memref_shape.size() : 1; }
 };
+
+// The thunk's kind codes for arguments of kinds `codes` with these checks: each memref ('m')
+// expanded to its descriptor's slots (allocated and aligned pointer, offset, sizes, strides).
+std::string slot_codes(const std::string& codes, const std::vector<PointerCheck>& checks);
 
 // One scalar argument (kind code b i l I L f d) into its 8-byte slot, as calls and kernel launches
 // pass it: range-checked (OverflowError naming argument `index`); false with a Python error set.
@@ -61,6 +70,11 @@ enum class Memory { host, device };
 // argument `index`); ints, None, data_ptr() objects and ctypes pointers are addresses, passed as they are.
 bool checked_pointer_argument(PyObject* obj, Memory memory, const PointerCheck& check, Py_ssize_t index,
                               uint64_t* out, HeldBuffers* held);
+// An array for a memref argument -> its descriptor in check.slots() slots: the data address
+// twice, offset 0, the shape, and C-contiguous strides in elements. The array must pass
+// checked_pointer_argument's checks and have the memref's rank and static sizes (ValueError).
+bool memref_argument(PyObject* obj, Memory memory, const PointerCheck& check, Py_ssize_t index, uint64_t* slots,
+                     HeldBuffers* held);
 // Pointer argument -> address. False with TypeError set if the object is not a pointer source.
 // With `held`, a buffer-protocol object's export is kept there until the call is over.
 bool pointer_argument(PyObject* obj, Memory memory, uint64_t* out, HeldBuffers* held = nullptr);

@@ -30,7 +30,7 @@ namespace {
 
 constexpr bool kHasCuda = PROTEUS_HAS_CUDA;
 constexpr bool kHasHip = PROTEUS_HAS_HIP;
-constexpr bool kHasMlir = false;
+constexpr bool kHasMlir = true;  // every backend links the MLIR frontend (cc/mlir_frontend.cc)
 
 // backends/facts.bzl: this backend's distribution, and those that ship the GPU targets.
 const char* backend_distribution() { return PROTEUS_DISTRIBUTION; }
@@ -179,7 +179,6 @@ Module compile(py::handle source, const std::string& frontend, const std::string
     const char* label = frontend == "llvmir" ? "LLVMIR" : "MLIR";
     if (compiler == "nvcc") throw py::value_error(std::string(label) + " frontend does not support compiler='nvcc'");
     if (!args.empty()) throw py::value_error(std::string(label) + " frontend does not support extra_args");
-    if (frontend == "mlir" && !kHasMlir) throw py::value_error("MLIR frontend requires PROTEUS_ENABLE_MLIR");
   }
   std::string resolved = target == "native" ? "host" : target;
   if (resolved != "host" && resolved != "cuda" && resolved != "hip")
@@ -197,6 +196,7 @@ Module compile(py::handle source, const std::string& frontend, const std::string
   proteus::CompileRequest request;
   bool missing_file = resolve_source(source, request,
                  frontend == "c"     ? "source.c"
+                 : frontend == "mlir" ? "source.mlir"
                  : frontend != "cpp" ? "source.ll"
                  : resolved == "cuda" ? "source.cu"
                  : resolved == "hip"  ? "source.hip"
@@ -259,7 +259,7 @@ py::object get_function(py::object self, const std::string& name, py::object res
   if (!spec.specialize.empty()) spec.variant_limit = variant_limit();
   spec.release_gil = release_gil;
   spec.code = module.code;
-  std::string thunk_signature = std::string(1, spec.ret) + "(" + spec.args + ")";
+  std::string thunk_signature = std::string(1, spec.ret) + "(" + slot_codes(spec.args, spec.checks) + ")";
   spec.thunk = without_gil([&] { return proteus::call_thunk(thunk_signature); });
   spec.owner = self.ptr();
   spec.restype = types.restype.ptr();
@@ -422,7 +422,7 @@ PYBIND11_MODULE(_proteus, m) {
           "Compile source at run time with the in-process Clang/LLVM 22 and return a Module.\n\n"
           "source: C++ (or CUDA/HIP) text, LLVM IR text or bitcode bytes, or the path of a file (a str\n"
           "    naming an existing file, or an os.PathLike, which must exist).\n"
-          "frontend: 'cpp' (C++17), 'c' (C17, host only) or 'llvmir' ('mlir' where the backend has it).\n"
+          "frontend: 'cpp' (C++17), 'c' (C17, host only), 'llvmir' or 'mlir'.\n"
           "target: 'host' (alias 'native'), 'cuda' or 'hip' where the backend has that target.\n"
           "extra_args: flags for clang (-D, -I, -std=, -O...), cpp only.\n"
           "compiler: 'clang', or 'nvcc' for target='cuda'.\n"

@@ -18,6 +18,8 @@ struct NumpyArray {
   char kind;       // dtype.kind: 'f', 'i', 'u', 'b', ... ('c' complex, 'O' object, ...)
   char type;       // dtype.char: 'd', 'f', 'l', '?', ...
   char byteorder;  // '=', '|', '<' or '>'
+  int ndim;
+  const Py_ssize_t* shape;
 };
 
 namespace numpy_layout {
@@ -55,7 +57,8 @@ inline bool numpy_array(PyObject* obj, NumpyArray* out) {
   const auto* array = reinterpret_cast<const numpy_layout::Array*>(obj);
   const auto* descr = reinterpret_cast<const numpy_layout::Descr*>(array->descr);
   *out = {array->data, (array->flags & numpy_layout::kCContiguous) != 0,
-          (array->flags & numpy_layout::kWriteable) != 0, descr->kind, descr->type, descr->byteorder};
+          (array->flags & numpy_layout::kWriteable) != 0, descr->kind, descr->type, descr->byteorder,
+          array->nd, array->dimensions};
   return true;
 }
 

@@ -156,3 +156,39 @@ def test_typed_pointers_check_cuda_arrays_before_launching(tmp_path):
     assert "is written through, but the array passed is read-only" in errors[2]
     launches = calls(lines, "cuLaunchKernel")
     assert len(launches) == 1 and int(fields(launches[0])["args"].split(",")[0], 16) == 0x3000  # nothing else launched
+
+
+MLIR_SCALE = """
+module attributes {gpu.container_module} {
+  gpu.module @k {
+    gpu.func @scale(%x: memref<?x?xf32>, %a: f32) kernel {
+      %c0 = arith.constant 0 : index
+      %v = memref.load %x[%c0, %c0] : memref<?x?xf32>
+      %w = arith.mulf %v, %a : f32
+      memref.store %w, %x[%c0, %c0] : memref<?x?xf32>
+      gpu.return
+    }
+  }
+}
+"""
+
+
+def test_an_mlir_kernel_gets_its_memref_descriptor(tmp_path):
+    res, lines = run(tmp_path, """
+        k = proteus.compile(%(mlir)r, frontend='mlir', target='cuda').get_kernel("scale", ...)
+        class Device:
+            __cuda_array_interface__ = {"data": (0x5000, False), "shape": (3, 4), "typestr": "<f4", "version": 3}
+        k.launch(1, 1, [Device(), 0.5])
+        try:
+            k.launch(1, 1, [0x5000, 0.5])
+        except TypeError as e:
+            print(e)
+    """.replace("%(mlir)r", repr(MLIR_SCALE).replace("%", "%%")), args=8)  # run() formats the code with %
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "argument 0 ('memref<?x?xf32>') takes an array (its shape fills the memref); got int"
+    launches = calls(lines, "cuLaunchKernel")
+    assert len(launches) == 1
+    slots = [int(s, 16) for s in fields(launches[0])["args"].split(",")]
+    # allocated, aligned, offset, sizes (3, 4), strides in elements (4, 1), then a
+    assert slots[:7] == [0x5000, 0x5000, 0, 3, 4, 4, 1]
+    assert slots[7] & 0xFFFFFFFF == struct.unpack("<I", struct.pack("<f", 0.5))[0]
