@@ -171,8 +171,8 @@ def compile(
     timeout: float | None = None,
     link: Sequence[Module] | None = None,
 ) -> Module:
-    """Compile C++ (frontend='cpp'), C (frontend='c') or LLVM IR/bitcode (frontend='llvmir'); source is
-    text, bytes or a path.
+    """Compile C++ (frontend='cpp'), C (frontend='c'), LLVM IR/bitcode (frontend='llvmir') or MLIR
+    (frontend='mlir'); source is text, bytes or a path.
 
     timeout: seconds after which a running compile is cancelled (TimeoutError).
     link: host Modules whose exported functions and variables the code may use (kept alive)."""

@@ -35,9 +35,11 @@ VENVS = {
     "host": ([SHIM, HOST], TEST_TOOLS + ["mypy"], ["test_host_backend.py", "test_cache.py", "test_specialize.py",
                                                    "test_bad_input.py", "test_threads.py", "test_coexistence.py",
                                                    "test_typing.py", "test_containment.py", "test_fuzz.py",
-                                                   "test_signatures.py", "test_everyday.py", "test_link.py"]),
-    "cuda": ([SHIM, HOST, CUDA], TEST_TOOLS + CUDA_TOOLKIT, ["test_cuda_backend.py", "test_fake_driver.py"]),
-    "rocm": ([SHIM, HOST, ROCM], TEST_TOOLS, ["test_rocm_backend.py"]),
+                                                   "test_signatures.py", "test_everyday.py", "test_link.py",
+                                                   "test_mlir.py"]),
+    "cuda": ([SHIM, HOST, CUDA], TEST_TOOLS + CUDA_TOOLKIT, ["test_cuda_backend.py", "test_fake_driver.py",
+                                                              "test_mlir_gpu.py"]),
+    "rocm": ([SHIM, HOST, ROCM], TEST_TOOLS, ["test_rocm_backend.py", "test_mlir_gpu.py"]),
 }
 
 

@@ -1,4 +1,4 @@
-"""A seeded, bounded fuzzer for the engine (ARCHITECTURE 7): mutated C++, LLVM IR and bitcode,
+"""A seeded, bounded fuzzer for the engine (ARCHITECTURE 7): mutated C++, LLVM IR, bitcode and MLIR,
 random driver flags, and damaged cache entries and precompiled headers.
 
 Every compile must either succeed or raise one of the documented exceptions; no input may end the
@@ -61,6 +61,27 @@ IR_SEEDS = [
 IR_TOKENS = ["%", "@", "i32", "ptr", "{", "}", "(", ")", ",", "=", "\n", "ret ", "br ", "label %loop",
              "undef", "poison", "!0", "#0", "module asm \"jmp %%%\"\n", "addrspace(7)", "i1234567", "<9999 x i8>",
              "define void @g() {\n  unreachable\n}\n", "declare i32 @h(...)\n", "musttail call ", "x86_fp80"]
+MLIR_SEEDS = [
+    "func.func @f(%x: i32) -> i32 {\n  %c1 = arith.constant 1 : i32\n  %y = arith.addi %x, %c1 : i32\n"
+    "  return %y : i32\n}\n",
+    "func.func @f(%a: memref<?xf64>, %n: index) -> f64 {\n  %c0 = arith.constant 0 : index\n"
+    "  %c1 = arith.constant 1 : index\n  %z = arith.constant 0.0 : f64\n"
+    "  %r = scf.for %i = %c0 to %n step %c1 iter_args(%s = %z) -> f64 {\n"
+    "    %v = memref.load %a[%i] : memref<?xf64>\n    %e = math.exp %v : f64\n    %t = arith.addf %s, %e : f64\n"
+    "    scf.yield %t : f64\n  }\n  return %r : f64\n}\n",
+    "module {\n  func.func @f(%v: vector<4xf32>) -> f32 {\n"
+    "    %r = vector.reduction <add>, %v : vector<4xf32> into f32\n    return %r : f32\n  }\n}\n",
+    "func.func @f(%n: i64) -> i64 {\n  %b = memref.alloca() : memref<8xi64>\n  %c3 = arith.constant 3 : index\n"
+    "  memref.store %n, %b[%c3] : memref<8xi64>\n  %v = memref.load %b[%c3] : memref<8xi64>\n"
+    "  cf.br ^bb1(%v : i64)\n^bb1(%w: i64):\n  return %w : i64\n}\n",
+    "llvm.func @f(%x: i32) -> i32 {\n  %0 = llvm.mlir.constant(2 : i32) : i32\n  %1 = llvm.mul %x, %0 : i32\n"
+    "  llvm.return %1 : i32\n}\n",
+]
+MLIR_TOKENS = ["%", "@", "^bb1", ":", "->", "(", ")", "{", "}", "<", ">", "[", "]", "i32", "f64", "index",
+               "memref<?x?xf32>", "vector<99999999xf32>", "tensor<4xf32>", "!llvm.ptr", "#map", "affine_map<(d0) -> (d0)>",
+               "\"some.op\"() : () -> ()\n", "gpu.module @g {\n}\n", "module attributes {gpu.container_module} {\n",
+               "arith.constant 1 : i1\n", "scf.yield\n", "return\n", "loc(\"x\":1:1)", "dense<[1, 2]>",
+               "{llvm.emit_c_interface}", "unrealized_conversion_cast", "i99999999", "memref.alloc(%n) : memref<?xf64>\n"]
 FLAGS = [
     # ordinary
     "-O0", "-O1", "-O2", "-O3", "-Os", "-std=c++17", "-std=c++20", "-std=c++23", "-DX=1", "-UX", "-Wall", "-Werror",
@@ -139,8 +160,10 @@ def one_case(rng, bitcode):
         source = mutate(rng, rng.choice(CPP_SEEDS), CPP_TOKENS, CPP_SEEDS)
         flags = [rng.choice(FLAGS) for _ in range(rng.choice([0, 0, 1, 1, 2, 3]))]
         return "cpp", source, flags
-    if roll < 0.8 or not bitcode:
+    if roll < 0.7 or (roll >= 0.85 and not bitcode):
         return "llvmir", mutate(rng, rng.choice(IR_SEEDS), IR_TOKENS, IR_SEEDS), []
+    if roll < 0.85:
+        return "mlir", mutate(rng, rng.choice(MLIR_SEEDS), MLIR_TOKENS, MLIR_SEEDS), []
     return "llvmir", mutate_bytes(rng, rng.choice(bitcode)), []
 
 
