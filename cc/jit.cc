@@ -311,19 +311,16 @@ std::unordered_map<std::string, MemoryEntry> memory_cache;
 // The result is stamped with `target`: the persistent cache gives it back to that target only.
 Artifact load_or_produce(const std::string& key, const std::string& target, const std::function<Artifact()>& produce,
                          const std::string& what, bool internal, double timeout = 0) {
-  ObjectCache* cache = ObjectCache::current();  // throws CacheError for an unsafe directory
-  if (cache) {
-    // An entry whose headers changed since is stale: compiled again, and replaced.
-    if (std::optional<Artifact> entry = cache->load(key, target); entry && inputs_unchanged(entry->inputs)) {
-      disk_hits++;
-      return std::move(*entry);
-    }
-    disk_misses++;
+  ChainLookup lookup(key, target);  // the persistent cache, then the chain's other levels
+  if (std::optional<Artifact> entry = lookup.find()) {
+    disk_hits++;
+    return std::move(*entry);
   }
+  disk_misses++;
   (internal ? internal_runs : frontend_runs)++;
   Artifact entry = run_contained(produce, what, timeout);
   entry.target = target;
-  if (cache && entry.reusable) cache->store(key, entry);
+  if (entry.reusable) lookup.store(entry);
   return entry;
 }
 

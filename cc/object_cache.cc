@@ -175,6 +175,13 @@ std::optional<Artifact> ObjectCache::load(const std::string& key_hex, const std:
   std::string path = path_for(key_hex);
   // An entry larger than the whole cache may be is not ours to read into memory: a miss.
   if (!read_file(path, &data, &st, max_bytes_) || !unsafe_reason(st).empty()) return std::nullopt;
+  std::optional<Artifact> entry = decode_entry(data, key_hex, target);
+  // LRU: a hit makes the entry young again.
+  if (entry) utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
+  return entry;
+}
+
+std::optional<Artifact> decode_entry(const std::string& data, const std::string& key_hex, const std::string& target) {
   Reader r{data};
   char magic[8];
   char key[64];
@@ -230,12 +237,10 @@ std::optional<Artifact> ObjectCache::load(const std::string& key_hex, const std:
     for (uint32_t k = 0; k < params && p.ok; ++k) signature.params.push_back(read_type());
   }
   if (!p.ok || p.pos != payload.size() || entry.target != target) return std::nullopt;
-  // LRU: a hit makes the entry young again.
-  utimensat(AT_FDCWD, path.c_str(), nullptr, 0);
   return entry;
 }
 
-void ObjectCache::store(const std::string& key_hex, const Artifact& entry) {
+std::string encode_entry(const std::string& key_hex, const Artifact& entry) {
   Writer payload;
   for (const std::string* field : {&entry.target, &entry.arch, &entry.binary, &entry.assembly, &entry.warnings}) {
     payload.u64(field->size());
@@ -280,7 +285,12 @@ void ObjectCache::store(const std::string& key_hex, const Artifact& entry) {
   file.u64(payload.out.size());
   file.bytes(sha256(payload.out));
   file.bytes(payload.out);
+  return std::move(file.out);
+}
 
+void ObjectCache::store(const std::string& key_hex, const Artifact& entry) { store_bytes(key_hex, encode_entry(key_hex, entry)); }
+
+void ObjectCache::store_bytes(const std::string& key_hex, const std::string& data) {
   // Same directory, unique name, then rename: readers see the old entry, the new one, or none.
   std::string tmp = dir_ + "/." + key_hex + ".tmp.XXXXXX";
   int fd = mkstemp(&tmp[0]);
@@ -288,8 +298,8 @@ void ObjectCache::store(const std::string& key_hex, const Artifact& entry) {
   fchmod(fd, 0600);
   size_t done = 0;
   bool ok = true;
-  while (done < file.out.size()) {
-    ssize_t n = write(fd, file.out.data() + done, file.out.size() - done);
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
     if (n <= 0) { ok = false; break; }
     done += n;
   }
@@ -298,7 +308,7 @@ void ObjectCache::store(const std::string& key_hex, const Artifact& entry) {
     unlink(tmp.c_str());
     return;
   }
-  account_store(file.out.size());
+  account_store(data.size());
 }
 
 // The directory is listed only when the bound may be crossed: on the first store of this process,

@@ -56,6 +56,7 @@ class ObjectCache {
   // or older-format entry, or one another target made.
   std::optional<Artifact> load(const std::string& key_hex, const std::string& target);
   void store(const std::string& key_hex, const Artifact& entry);
+  void store_bytes(const std::string& key_hex, const std::string& encoded);  // an encode_entry() result
   CacheInfo info();
   uint64_t clear();
   const std::string& directory() const { return dir_; }
@@ -73,6 +74,34 @@ class ObjectCache {
   bool listed_ = false;               // this process has listed the directory since it stored
   uint64_t estimated_bytes_ = 0;      // the cache's size: the last listing plus what we stored since
   uint64_t stored_since_listing_ = 0;
+};
+
+// An entry as the cache's files hold it (magic, format, key, length, SHA-256 of the payload, the
+// payload), and back: nothing for damaged bytes, another format, another key or another target's
+// entry. The chain's other levels carry these bytes (cache_chain.cc).
+std::string encode_entry(const std::string& key_hex, const Artifact& entry);
+std::optional<Artifact> decode_entry(const std::string& data, const std::string& key_hex, const std::string& target);
+
+// cache_chain.cc: one compile's lookup through the cache chain (PROTEUS_OBJECT_CACHE_CHAIN). find()
+// tries each level in order; a hit fills the levels that missed before it. After a miss everywhere
+// the caller compiles and calls store(), which fills every level; if it never does (the compile
+// failed), the destructor gives the shared levels their key back (abandon: other MPI ranks waiting
+// for it stop waiting). Throws CacheError (unsafe directory) and ConfigError (a bad chain).
+struct ChainLevel;
+class ChainLookup {
+ public:
+  ChainLookup(std::string key, std::string target);
+  ~ChainLookup();
+  ChainLookup(const ChainLookup&) = delete;
+  ChainLookup& operator=(const ChainLookup&) = delete;
+  std::optional<Artifact> find();
+  void store(const Artifact& entry);
+
+ private:
+  void fill(const std::string& encoded);
+  std::string key_, target_;
+  std::vector<std::shared_ptr<ChainLevel>> asked_;  // the levels that missed, in order
+  bool filled_ = false;
 };
 
 // Lower-case hex of a SHA-256 digest, and of the SHA-256 of `data`: cache keys and file names.

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -208,6 +209,47 @@ struct CacheInfo {
 CacheInfo cache_info();
 // Removes every entry; returns how many. Throws CacheError for an unsafe directory.
 uint64_t clear_cache();
+
+// The cache chain (PROTEUS_OBJECT_CACHE_CHAIN; ARCHITECTURE 6, "The cache chain"): the levels a
+// compile looks its key up in, in order, before compiling. "storage" is the persistent cache
+// above; the others (an MPI job's rank 0, an HTTP cache) are made by the Python module through
+// the factory it sets. Their entries are the cache's file bytes, checked by the engine as it
+// checks its own files: a damaged or foreign entry is a miss.
+class SharedCacheLevel {
+ public:
+  virtual ~SharedCacheLevel() = default;
+  // The entry stored under `key`, or nothing: then the caller compiles it and calls store() or,
+  // if the compile fails, abandon() (an MPI level makes other ranks wanting `key` wait meanwhile).
+  // May throw: the lookup counts as an error and a miss.
+  virtual std::optional<std::string> lookup(const std::string& key) = 0;
+  virtual void store(const std::string& key, const std::string& entry) = 0;
+  virtual void abandon(const std::string& /*key*/) {}
+  virtual std::string describe() const { return ""; }  // for reports: the server, the ranks
+};
+// What a level of the chain may be configured with (read by the engine's settings).
+struct SharedLevelOptions {
+  double http_timeout_seconds = 5;
+  uint64_t http_max_bytes = 0;
+  std::string http_header;      // "Name: value", or ""
+  std::string mpi_directory;    // mpi-local-lookup's shared directory
+  double mpi_timeout_seconds = 300;
+};
+// Makes the level a chain entry names ("mpi-local-lookup", "http://host:port/prefix", ...);
+// throws ConfigError (e.g. mpi4py missing) with the fix.
+using SharedLevelFactory = std::unique_ptr<SharedCacheLevel> (*)(const std::string& spec,
+                                                                 const SharedLevelOptions& options);
+void set_shared_level_factory(SharedLevelFactory factory);
+struct CacheLevelInfo {
+  std::string name;         // as the chain names it
+  std::string description;  // what it is ("" for none yet: made at the first lookup)
+  uint64_t hits = 0, misses = 0;
+  uint64_t rejected = 0;  // entries it returned that failed the checks (counted as misses too)
+  uint64_t errors = 0;    // lookups or stores that failed (a timeout, a server down)
+  std::string last_error;
+};
+// The chain in force (PROTEUS_OBJECT_CACHE_CHAIN; ConfigError for a bad one) and this process's
+// counts per level; levels not used yet are listed, not made.
+std::vector<CacheLevelInfo> cache_chain_info();
 
 std::string llvm_version();
 
