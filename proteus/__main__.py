@@ -101,6 +101,16 @@ def main(argv: list) -> int:
             print("cache: off (PROTEUS_USE_STORED_CACHE=0)")
         else:
             print(f"cache: {cache['dir']}, {cache['entries']} entries, {cache['bytes']} of {cache['max_bytes']} bytes")
+        if "chain_error" in cache:
+            print(f"cache chain: unusable: {cache['chain_error']}")
+        elif "levels" in cache:  # engines before the chain have no levels
+            print("cache chain (PROTEUS_OBJECT_CACHE_CHAIN), looked up in this order:")
+            for level in cache["levels"]:
+                about = f" - {level['description']}" if level["description"] else ""
+                print(f"  {level['name']}: {level['hits']} hits, {level['misses']} misses, {level['rejected']} rejected, "
+                      f"{level['errors']} errors{about}")
+                if level["last_error"]:
+                    print(f"    last error: {level['last_error']}")
         print("engine settings (set here, else the default):")
         for setting in engine["settings"]:
             shown = setting["value"] if setting["value"] is not None else f"(default {setting['default'] or 'none'})"

@@ -45,6 +45,10 @@ def pyproject(spec: dict, readme: str | None, packages: list) -> str:
     ]
     if readme:
         lines.append(f"readme = {toml_string(readme)}")
+    if spec["extra_requires"]:
+        lines += ["", "[project.optional-dependencies]"]
+        lines += [f"{extra} = [" + ", ".join(toml_string(r) for r in reqs) + "]"
+                  for extra, reqs in sorted(spec["extra_requires"].items())]
     if spec["project_urls"]:
         lines += ["", "[project.urls]"] + [f"{toml_string(k)} = {toml_string(v)}" for k, v in sorted(spec["project_urls"].items())]
     for group, entries in sorted(spec["entry_points"].items()):

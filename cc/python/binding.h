@@ -43,4 +43,9 @@ char element_letter(char code);
 py::object get_kernel(py::object self, const std::string& name, py::object argtypes, py::object specialize);
 void add_kernel_type(py::module_& m);
 
+// cache_levels.cc: the engine makes the cache chain's MPI and HTTP levels through Python
+// (proteus._cache_levels); cache_info()'s "levels".
+void install_cache_levels();
+py::list cache_levels_info();
+
 }  // namespace proteus_py

@@ -484,11 +484,19 @@ PYBIND11_MODULE(_proteus, m) {
     info["hits"] = stats.disk_hits;
     info["misses"] = stats.disk_misses;
     info["memory_hits"] = stats.memory_hits;
+    try {
+      info["levels"] = cache_levels_info();  // the chain (PROTEUS_OBJECT_CACHE_CHAIN), per level
+    } catch (const proteus::ConfigError& e) {
+      info["levels"] = py::list();
+      info["chain_error"] = std::string(e.what());
+    }
     return info;
-  }, "The persistent object cache: directory, entries, bytes, and this process's hits and misses.");
+  }, "The persistent object cache: directory, entries, bytes, this process's hits and misses, and the cache "
+     "chain's levels with their hits, misses, rejected entries and errors.");
   m.def("clear_cache", [] { return proteus::clear_cache(); },
         "Remove every entry of the persistent object cache; returns how many were removed.");
 
+  install_cache_levels();
   m.attr("has_cuda") = kHasCuda;
   m.attr("has_hip") = kHasHip;
   m.attr("has_mlir") = kHasMlir;
