@@ -22,7 +22,8 @@ namespace {
 using Level = ChainLevel;
 
 struct Chain {
-  std::mutex mutex;
+  std::mutex mutex;   // the levels and their counts
+  std::mutex making;  // held while the factory makes a level
   SharedLevelFactory factory = nullptr;
   std::string spec;  // the setting the levels were made for
   std::vector<std::shared_ptr<Level>> levels;
@@ -77,7 +78,7 @@ SharedLevelOptions level_options() {
 std::vector<std::shared_ptr<Level>> current_levels(bool make_shared_levels = true) {
   std::string spec = text_setting("PROTEUS_OBJECT_CACHE_CHAIN");
   Chain& c = chain();
-  std::lock_guard<std::mutex> lock(c.mutex);
+  std::unique_lock<std::mutex> lock(c.mutex);
   if (spec != c.spec || c.levels.empty()) {
     std::vector<std::string> names = parse_chain(spec);
     std::vector<std::shared_ptr<Level>> levels;
@@ -94,15 +95,24 @@ std::vector<std::shared_ptr<Level>> current_levels(bool make_shared_levels = tru
     c.levels = std::move(levels);
     c.spec = spec;
   }
-  for (const auto& level : c.levels) {
-    if (!make_shared_levels || level->name == "storage" || level->shared) continue;
-    if (!c.factory)
+  std::vector<std::shared_ptr<Level>> levels = c.levels;
+  SharedLevelFactory factory = c.factory;
+  lock.unlock();  // the factory calls into Python (the GIL): never with the chain's lock held
+  if (!make_shared_levels) return levels;
+  for (const auto& level : levels) {
+    if (level->name == "storage") continue;
+    std::lock_guard<std::mutex> making(c.making);  // one level object per name, however many threads
+    if (level->shared) continue;
+    if (!factory)
       throw ConfigError("PROTEUS_OBJECT_CACHE_CHAIN names '" + level->name + "', which this engine cannot make "
                         "without the Python module");
-    level->shared = c.factory(level->name, level_options());  // ConfigError: e.g. mpi4py missing
-    level->counts.description = level->shared->describe();
+    std::unique_ptr<SharedCacheLevel> made = factory(level->name, level_options());  // ConfigError: no mpi4py
+    std::string description = made->describe();
+    std::lock_guard<std::mutex> relock(c.mutex);
+    level->counts.description = std::move(description);
+    level->shared = std::move(made);
   }
-  return c.levels;
+  return levels;
 }
 
 void count(Level& level, uint64_t CacheLevelInfo::*field, const std::string& error = "") {
@@ -145,7 +155,7 @@ std::optional<Artifact> ChainLookup::find() {
   for (const std::shared_ptr<Level>& level : current_levels()) {
     std::optional<Artifact> entry;
     std::string bytes;
-    if (!level->shared) {
+    if (level->name == "storage") {
       ObjectCache* cache = ObjectCache::current();  // throws CacheError for an unsafe directory
       if (!cache) continue;                         // PROTEUS_USE_STORED_CACHE=0
       entry = cache->load(key_, target_);
@@ -184,7 +194,7 @@ void ChainLookup::store(const Artifact& entry) { fill(encode_entry(key_, entry))
 void ChainLookup::fill(const std::string& bytes) {
   filled_ = true;
   for (const auto& level : asked_) {
-    if (!level->shared) {
+    if (level->name == "storage") {
       if (ObjectCache* cache = ObjectCache::current()) cache->store_bytes(key_, bytes);
       continue;
     }
