@@ -209,3 +209,31 @@ def test_the_report_shows_the_chain(tmp_path, nginx):
     assert "cache chain (PROTEUS_OBJECT_CACHE_CHAIN), looked up in this order:" in res.stdout
     assert f"  {url}: 0 hits, 0 misses, 0 rejected, 0 errors" in res.stdout
     assert f"  storage: 0 hits, 0 misses, 0 rejected, 0 errors - {tmp_path / 'r'}" in res.stdout
+
+
+def test_action_cache_entries_parse_or_raise_value_error():
+    """What a server returns under ac/ is parsed by hand (no protobuf dependency): mutated and random
+    bytes either name an output or raise ValueError (a miss), nothing else."""
+    import random
+
+    from proteus._cache_levels import action_result, output_digest
+
+    good = action_result("ab" * 32, 1234)
+    assert output_digest(good) == ("ab" * 32, 1234)
+    rng = random.Random(20261204)
+    for _ in range(20000):
+        data = bytearray(good if rng.random() < 0.8 else os.urandom(rng.randint(0, 120)))
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(len(data) + 1)
+            kind = rng.randrange(3)
+            if kind == 0 and pos < len(data):
+                data[pos] = rng.randrange(256)
+            elif kind == 1:
+                del data[pos:pos + rng.randint(1, 8)]
+            else:
+                data[pos:pos] = os.urandom(rng.randint(1, 8))
+        try:
+            hash_hex, size = output_digest(bytes(data))
+            assert len(hash_hex) == 64 and size >= 0
+        except ValueError:
+            pass
