@@ -181,7 +181,8 @@ def backend_info() -> dict[str, Any]:
     """Engine facts and counters for this process (LLVM version, build, header search, compile counts)."""
 
 def cache_info() -> dict[str, Any]:
-    """The persistent object cache: directory, entries, bytes, and this process's hits and misses."""
+    """The persistent object cache: directory, entries, bytes, this process's hits and misses, and
+    "levels": the cache chain (PROTEUS_OBJECT_CACHE_CHAIN) with each level's counts."""
 
 def clear_cache() -> int:
     """Remove every entry of the persistent object cache; returns how many were removed."""
