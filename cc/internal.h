@@ -77,6 +77,11 @@ std::string mlir_pipeline(const std::string& target);
 // functions the main file defines; the signatures of the functions an LLVM IR module defines.
 std::unique_ptr<clang::ASTConsumer> signature_collector(Signatures* out);
 void ir_signatures(const llvm::Module& module, Signatures* out);
+// The call kind proteus passes (engine.h CType::code) for a scalar of this kind and size (0: none),
+// and the struct-module format letter of such an element (what NumPy and memoryview report), so a
+// buffer's format can be compared with it. Every frontend's signatures use these.
+char scalar_code(bool is_float, bool is_signed, uint64_t bits);
+char element_format(bool is_float, bool is_signed, uint64_t bits);
 
 // The leading `#include <...>` lines of a source (blank and // comment lines may sit between): the
 // part a precompiled header can stand for. "" when the source does not start that way.

@@ -130,50 +130,41 @@ class Diagnostics {
   mlir::SourceMgrDiagnosticHandler handler_;
 };
 
+// An MLIR scalar type as signatures.cc's helpers describe one (index is a signed 64-bit integer,
+// signless integers are signed); bits 0 for anything else.
+struct Scalar {
+  bool is_float = false, is_signed = true;
+  unsigned bits = 0;
+};
+Scalar scalar_of(mlir::Type type) {
+  if (type.isIndex()) return {false, true, 64};
+  if (auto real = mlir::dyn_cast<mlir::FloatType>(type)) return {true, true, real.getWidth()};
+  if (auto integer = mlir::dyn_cast<mlir::IntegerType>(type)) return {false, !integer.isUnsigned(), integer.getWidth()};
+  return {};
+}
+
 // A C type for an MLIR argument or result type, as proteus calls it (engine.h: CType).
 CType c_type(mlir::Type type) {
   CType t;
   llvm::raw_string_ostream os(t.spelling);
   type.print(os);
-  auto scalar = [](mlir::Type element) -> char {
-    if (element.isIndex()) return 'l';
-    if (element.isF32()) return 'f';
-    if (element.isF64()) return 'd';
-    if (auto integer = mlir::dyn_cast<mlir::IntegerType>(element)) {
-      if (integer.isUnsigned()) return integer.getWidth() == 32 ? 'I' : integer.getWidth() == 64 ? 'L' : 0;
-      return integer.getWidth() == 8 ? 'b' : integer.getWidth() == 32 ? 'i' : integer.getWidth() == 64 ? 'l' : 0;
-    }
-    return 0;
-  };
-  auto element_letter = [](mlir::Type element) -> char {  // as the struct module writes it
-    if (element.isIndex()) return 'q';
-    if (element.isF32()) return 'f';
-    if (element.isF64()) return 'd';
-    if (auto integer = mlir::dyn_cast<mlir::IntegerType>(element)) {
-      bool u = integer.isUnsigned();
-      switch (integer.getWidth()) {
-        case 1: return '?';
-        case 8: return u ? 'B' : 'b';
-        case 16: return u ? 'H' : 'h';
-        case 32: return u ? 'I' : 'i';
-        case 64: return u ? 'Q' : 'q';
-      }
-    }
-    return 0;
-  };
   if (mlir::isa<mlir::LLVM::LLVMPointerType>(type)) {
     t.code = 'p';  // an opaque pointer: nothing known about what it points to
   } else if (auto memref = mlir::dyn_cast<mlir::MemRefType>(type)) {
     // Passed as MLIR's calling convention expands it: allocated and aligned pointers, offset,
     // sizes, strides. Proteus builds them from an array (marshal.cc); only identity layouts,
     // where the array's C-contiguous strides are the ones the code assumes.
-    if (memref.getLayout().isIdentity() && element_letter(memref.getElementType()) && !memref.getMemorySpace()) {
+    Scalar element = scalar_of(memref.getElementType());
+    char letter = !element.is_float && element.bits == 1 ? '?'  // i1: NumPy's bool
+                                                         : element_format(element.is_float, element.is_signed, element.bits);
+    if (memref.getLayout().isIdentity() && letter && !memref.getMemorySpace()) {
       t.code = 'm';
-      t.pointee = element_letter(memref.getElementType());
+      t.pointee = letter;
       for (int64_t size : memref.getShape()) t.memref_shape.push_back(mlir::ShapedType::isDynamic(size) ? -1 : size);
     }
   } else {
-    t.code = scalar(type);
+    Scalar scalar = scalar_of(type);
+    t.code = scalar_code(scalar.is_float, scalar.is_signed, scalar.bits);
   }
   return t;
 }

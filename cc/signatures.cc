@@ -12,17 +12,13 @@
 #include "llvm/IR/DerivedTypes.h"
 
 namespace proteus {
-namespace {
 
-// Call kinds proteus passes (engine.h CType::code) for a builtin scalar of this signedness and size.
 char scalar_code(bool is_float, bool is_signed, uint64_t bits) {
   if (is_float) return bits == 32 ? 'f' : bits == 64 ? 'd' : 0;
   if (is_signed) return bits == 8 ? 'b' : bits == 32 ? 'i' : bits == 64 ? 'l' : 0;
   return bits == 32 ? 'I' : bits == 64 ? 'L' : 0;
 }
 
-// An element type as a struct-module format character (what NumPy and memoryview report), so a
-// buffer's format can be compared with it: one per kind and size.
 char element_format(bool is_float, bool is_signed, uint64_t bits) {
   if (is_float) return bits == 32 ? 'f' : bits == 64 ? 'd' : 0;
   switch (bits) {
@@ -33,6 +29,8 @@ char element_format(bool is_float, bool is_signed, uint64_t bits) {
   }
   return 0;
 }
+
+namespace {
 
 class SignatureCollector : public clang::ASTConsumer {
  public:
