@@ -303,17 +303,15 @@ PyObject* make_function(const FunctionSpec& spec) {
       std::copy(spec.checks.begin(), spec.checks.end(), f->checks);
       break;
     }
-  std::vector<unsigned> slot_of;  // each argument's first slot
-  for (size_t i = 0, k = 0; i < spec.args.size(); k += spec.args[i] == 'm' ? spec.checks[i].slots() : 1, ++i)
-    slot_of.push_back(static_cast<unsigned>(k));
-  f->nslots = static_cast<Py_ssize_t>(slot_codes(spec.args, spec.checks).size());
+  SlotLayout layout = slot_layout(spec.args, spec.checks);
+  f->nslots = static_cast<Py_ssize_t>(layout.kinds.size());
   f->variants = nullptr;
   if (!spec.specialize.empty()) {
     f->variants = new Variants(spec.variant_limit);
     f->variants->base = spec.code;
     f->variants->indices = spec.specialize;
-    for (unsigned i : spec.specialize) f->variants->slot_indices.push_back(slot_of[i]);
-    f->variants->codes = slot_codes(spec.args, spec.checks);
+    for (unsigned i : spec.specialize) f->variants->slot_indices.push_back(layout.first[i]);
+    f->variants->codes = std::move(layout.kinds);
   }
   PyObject_GC_Track(reinterpret_cast<PyObject*>(f));
   return reinterpret_cast<PyObject*>(f);

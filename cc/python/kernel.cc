@@ -15,8 +15,7 @@ struct Kernel {
   std::shared_ptr<proteus::CompiledModule> code;
   std::string name;
   std::string codes;  // argument kinds, as for functions
-  std::string slot_kinds;        // the kernel's parameters (a memref argument takes its descriptor's)
-  std::vector<unsigned> slot_of;  // each argument's first parameter
+  SlotLayout slots;  // the kernel's parameters (a memref argument takes its descriptor's)
   py::list argtypes;
   std::vector<PointerCheck> checks;  // per argument, from the declaration or typed pointers (empty: none)
   std::string signature;             // as the source declares it, "" if not known
@@ -38,14 +37,14 @@ std::shared_ptr<proteus::CompiledModule> select_variant(Kernel& k, const std::ve
   std::vector<uint64_t> values;
   std::vector<std::pair<unsigned, uint64_t>> constants;
   for (unsigned i : k.specialize) {
-    values.push_back(slots[k.slot_of[i]]);
-    constants.emplace_back(k.slot_of[i], slots[k.slot_of[i]]);
+    values.push_back(slots[k.slots.first[i]]);
+    constants.emplace_back(k.slots.first[i], slots[k.slots.first[i]]);
   }
   Kernel::Variant* variant = k.variants.find(values);
   if (!variant) {
     std::shared_ptr<proteus::CompiledModule> code;
     try {
-      code = without_gil([&] { return proteus::specialize(k.code, k.name, k.slot_kinds, constants); });
+      code = without_gil([&] { return proteus::specialize(k.code, k.name, k.slots.kinds, constants); });
     } catch (const proteus::CompileCancelled&) {
       throw;  // Ctrl-C: KeyboardInterrupt, not a reason to stop specialising
     } catch (const proteus::CompileError& e) {
@@ -97,11 +96,11 @@ void launch(Kernel& k, py::handle grid, py::handle block, py::handle args, unsig
     throw py::type_error("args must be a tuple or list of kernel arguments");
   py::sequence values = py::reinterpret_borrow<py::sequence>(args);
   if (values.size() != k.codes.size()) throw py::type_error("kernel argument count does not match argtypes");
-  std::vector<uint64_t> slots(k.slot_kinds.size());
-  std::vector<void*> params(k.slot_kinds.size());
+  std::vector<uint64_t> slots(k.slots.kinds.size());
+  std::vector<void*> params(k.slots.kinds.size());
   for (size_t i = 0; i < k.codes.size(); ++i) {
     py::handle v = values[i];
-    uint64_t* slot = &slots[k.slot_of[i]];
+    uint64_t* slot = &slots[k.slots.first[i]];
     Py_ssize_t index = static_cast<Py_ssize_t>(i);
     bool converted = k.codes[i] == 'm' ? memref_argument(v.ptr(), Memory::device, k.checks[i], index, slot, nullptr)
                      : k.codes[i] != 'p' ? convert_scalar(k.codes[i], v.ptr(), slot, index)
@@ -143,9 +142,7 @@ py::object get_kernel(py::object self, const std::string& name, py::object argty
   k.argtypes = types.argtypes;
   k.codes = types.codes;
   k.checks = std::move(types.checks);
-  k.slot_kinds = slot_codes(k.codes, k.checks);
-  for (size_t i = 0, p = 0; i < k.codes.size(); p += k.codes[i] == 'm' ? k.checks[i].slots() : 1, ++i)
-    k.slot_of.push_back(static_cast<unsigned>(p));
+  k.slots = slot_layout(k.codes, k.checks);
   k.signature = std::move(types.signature);
   k.specialize = checked_specialize(specialize, k.codes, "proteus.ptr");
   return py::cast(std::move(k));

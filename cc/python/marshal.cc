@@ -312,12 +312,13 @@ Element element_of_numpy(const NumpyArray& a) {
 
 // An exact NumPy array: checked_buffer's checks, read from the array's own fields.
 bool checked_numpy_array(PyObject* obj, const NumpyArray& a, const PointerCheck& check, Py_ssize_t index,
-                         uint64_t* out, HeldBuffers* held) {
+                         uint64_t* out, HeldBuffers* held, ArrayShape* shape) {
   if (check.writable && !a.writeable) return read_only_error(obj, check, index);
   if (!a.c_contiguous) return strided_error(check, index);
   if (!check_element(check, index, element_of_numpy(a), "a buffer")) return false;
   *out = reinterpret_cast<uintptr_t>(a.data);
   held->hold(obj);
+  if (shape) *shape = {true, std::vector<Py_ssize_t>(a.shape, a.shape + a.ndim)};
   return true;
 }
 
@@ -335,7 +336,8 @@ int is_ctypes_pointer(PyObject* obj) {
   return PyObject_IsInstance(obj, ctypes_pointer_classes);
 }
 
-bool checked_buffer(PyObject* obj, const PointerCheck& check, Py_ssize_t index, uint64_t* out, HeldBuffers* held) {
+bool checked_buffer(PyObject* obj, const PointerCheck& check, Py_ssize_t index, uint64_t* out, HeldBuffers* held,
+                    ArrayShape* shape) {
   Py_buffer local;
   Py_buffer* view = held ? held->slot() : &local;
   int flags = PyBUF_STRIDES | PyBUF_FORMAT | (check.writable ? PyBUF_WRITABLE : 0);
@@ -352,6 +354,8 @@ bool checked_buffer(PyObject* obj, const PointerCheck& check, Py_ssize_t index, 
   else
     ok = check_element(check, index, element_of_buffer(*view), "a buffer");
   *out = reinterpret_cast<uintptr_t>(view->buf);
+  if (ok && shape)  // PyBUF_STRIDES asks for the shape too (none for a 0-d view)
+    *shape = {true, view->ndim ? std::vector<Py_ssize_t>(view->shape, view->shape + view->ndim) : std::vector<Py_ssize_t>()};
   if (ok && held)
     held->keep();
   else
@@ -362,13 +366,26 @@ bool checked_buffer(PyObject* obj, const PointerCheck& check, Py_ssize_t index, 
 // An __array_interface__ or __cuda_array_interface__ dict (`name`): typestr, shape, strides, and
 // data = (address, read_only); a CUDA address may be None (no memory: nothing to check).
 bool checked_array_interface(PyObject* iface, PyObject* name, const PointerCheck& check, Py_ssize_t index,
-                             uint64_t* out) {
+                             uint64_t* out, ArrayShape* shape) {
   PyObject* data = PyDict_Check(iface) ? PyDict_GetItemString(iface, "data") : nullptr;
   PyObject* typestr = PyDict_Check(iface) ? PyDict_GetItemString(iface, "typestr") : nullptr;
+  PyObject* dims = PyDict_Check(iface) ? PyDict_GetItemString(iface, "shape") : nullptr;  // borrowed
   if (!data || !PyTuple_Check(data) || PyTuple_GET_SIZE(data) < 2 ||
       !(PyLong_Check(PyTuple_GET_ITEM(data, 0)) || PyTuple_GET_ITEM(data, 0) == Py_None)) {
     PyErr_Format(PyExc_TypeError, "argument %zd: %U has no 'data': (address, read_only) tuple", index, name);
     return false;
+  }
+  if (shape && dims && PyTuple_Check(dims)) {  // a tuple of sizes, else no shape is known
+    std::vector<Py_ssize_t> sizes;
+    bool sized = true;
+    for (Py_ssize_t d = 0; sized && d < PyTuple_GET_SIZE(dims); ++d) {
+      sizes.push_back(PyLong_AsSsize_t(PyTuple_GET_ITEM(dims, d)));
+      sized = sizes.back() >= 0;
+    }
+    if (sized)
+      *shape = {true, std::move(sizes)};
+    else
+      PyErr_Clear();  // a size that is not a whole number: as if there were no shape
   }
   if (PyTuple_GET_ITEM(data, 0) == Py_None) {
     *out = 0;
@@ -390,12 +407,11 @@ bool checked_array_interface(PyObject* iface, PyObject* name, const PointerCheck
            std::atoi(text + 2)};
   PyObject* strides = PyDict_GetItemString(iface, "strides");  // None or absent: C-contiguous
   if (strides && strides != Py_None) {
-    PyObject* shape = PyDict_GetItemString(iface, "shape");
     Py_ssize_t expected = got.size;
-    bool contiguous = shape && PyTuple_Check(shape) && PyTuple_Check(strides) &&
-                      PyTuple_GET_SIZE(shape) == PyTuple_GET_SIZE(strides);
-    for (Py_ssize_t d = contiguous ? PyTuple_GET_SIZE(shape) - 1 : -1; d >= 0; --d) {
-      Py_ssize_t extent = PyLong_AsSsize_t(PyTuple_GET_ITEM(shape, d));
+    bool contiguous = dims && PyTuple_Check(dims) && PyTuple_Check(strides) &&
+                      PyTuple_GET_SIZE(dims) == PyTuple_GET_SIZE(strides);
+    for (Py_ssize_t d = contiguous ? PyTuple_GET_SIZE(dims) - 1 : -1; d >= 0; --d) {
+      Py_ssize_t extent = PyLong_AsSsize_t(PyTuple_GET_ITEM(dims, d));
       if (extent > 1 && PyLong_AsSsize_t(PyTuple_GET_ITEM(strides, d)) != expected) contiguous = false;
       expected *= extent;
     }
@@ -409,23 +425,23 @@ bool checked_array_interface(PyObject* iface, PyObject* name, const PointerCheck
 }  // namespace
 
 bool checked_pointer_argument(PyObject* obj, Memory memory, const PointerCheck& check, Py_ssize_t index,
-                              uint64_t* out, HeldBuffers* held) {
+                              uint64_t* out, HeldBuffers* held, ArrayShape* shape) {
   if (PyLong_Check(obj) || obj == Py_None) return pointer_argument(obj, memory, out, held);  // addresses
   NumpyArray array;
   if (memory == Memory::host && held && numpy_array(obj, &array))
-    return checked_numpy_array(obj, array, check, index, out, held);
+    return checked_numpy_array(obj, array, check, index, out, held, shape);
   if (memory == Memory::host && PyObject_CheckBuffer(obj)) {
     int pointer = is_ctypes_pointer(obj);
     if (pointer < 0) return false;
     if (pointer) return pointer_argument(obj, Memory::host, out, held);  // c_void_p, POINTER(T): an address
-    return checked_buffer(obj, check, index, out, held);
+    return checked_buffer(obj, check, index, out, held, shape);
   }
   intern_attribute_names();
   PyObject* name = memory == Memory::host ? str_array_interface : str_cuda_array_interface;
   PyObject* iface = nullptr;
   if (optional_attr(obj, name, &iface) < 0) return false;
   if (iface) {
-    bool ok = checked_array_interface(iface, name, check, index, out);
+    bool ok = checked_array_interface(iface, name, check, index, out, shape);
     Py_DECREF(iface);
     return ok;
   }
@@ -433,37 +449,6 @@ bool checked_pointer_argument(PyObject* obj, Memory memory, const PointerCheck& 
 }
 
 namespace {
-
-// The shape of an array argument (its data already checked): from an exact NumPy array's fields,
-// a buffer export, or the array interface's "shape". False with TypeError if it has none.
-bool array_shape(PyObject* obj, Memory memory, std::vector<Py_ssize_t>* shape) {
-  NumpyArray array;
-  if (memory == Memory::host && numpy_array(obj, &array)) {
-    shape->assign(array.shape, array.shape + array.ndim);
-    return true;
-  }
-  if (memory == Memory::host && PyObject_CheckBuffer(obj)) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(obj, &view, PyBUF_ND) != 0) return false;
-    shape->assign(view.shape, view.shape + view.ndim);
-    PyBuffer_Release(&view);
-    return true;
-  }
-  intern_attribute_names();
-  PyObject* name = memory == Memory::host ? str_array_interface : str_cuda_array_interface;
-  PyObject* iface = nullptr;
-  if (optional_attr(obj, name, &iface) < 0) return false;
-  PyObject* dims = iface && PyDict_Check(iface) ? PyDict_GetItemString(iface, "shape") : nullptr;  // borrowed
-  bool ok = dims && PyTuple_Check(dims);
-  for (Py_ssize_t d = 0; ok && d < PyTuple_GET_SIZE(dims); ++d) {
-    shape->push_back(PyLong_AsSsize_t(PyTuple_GET_ITEM(dims, d)));
-    if (shape->back() < 0) ok = false;
-  }
-  Py_XDECREF(iface);
-  if (!ok && !PyErr_Occurred())
-    PyErr_Format(PyExc_TypeError, "argument's %U has no 'shape' tuple", name);
-  return ok;
-}
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string text = "(";
@@ -474,11 +459,13 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-std::string slot_codes(const std::string& codes, const std::vector<PointerCheck>& checks) {
-  std::string out;
-  for (size_t i = 0; i < codes.size(); ++i)
-    out += codes[i] != 'm' ? std::string(1, codes[i]) : "pp" + std::string(checks[i].slots() - 2, 'l');
-  return out;
+SlotLayout slot_layout(const std::string& codes, const std::vector<PointerCheck>& checks) {
+  SlotLayout layout;
+  for (size_t i = 0; i < codes.size(); ++i) {
+    layout.first.push_back(static_cast<unsigned>(layout.kinds.size()));
+    layout.kinds += codes[i] != 'm' ? std::string(1, codes[i]) : "pp" + std::string(checks[i].slots() - 2, 'l');
+  }
+  return layout;
 }
 
 bool memref_argument(PyObject* obj, Memory memory, const PointerCheck& check, Py_ssize_t index, uint64_t* slots,
@@ -487,16 +474,12 @@ bool memref_argument(PyObject* obj, Memory memory, const PointerCheck& check, Py
     return argument_error(PyExc_TypeError, check, index,
                           std::string("takes an array (its shape fills the memref); got ") + Py_TYPE(obj)->tp_name);
   uint64_t address = 0;
-  if (!checked_pointer_argument(obj, memory, check, index, &address, held)) return false;
-  std::vector<Py_ssize_t> shape;
-  if (!array_shape(obj, memory, &shape)) {
-    if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_BufferError)) {
-      PyErr_Clear();
-      return argument_error(PyExc_TypeError, check, index,
-                            std::string("takes an array with a shape; got ") + Py_TYPE(obj)->tp_name);
-    }
-    return false;
-  }
+  ArrayShape array;
+  if (!checked_pointer_argument(obj, memory, check, index, &address, held, &array)) return false;
+  if (!array.known)  // an address (a ctypes pointer, a data_ptr() object): no shape to fill the memref
+    return argument_error(PyExc_TypeError, check, index,
+                          std::string("takes an array with a shape; got ") + Py_TYPE(obj)->tp_name);
+  const std::vector<Py_ssize_t>& shape = array.dims;
   size_t rank = check.memref_shape.size();
   bool fits = shape.size() == rank;
   for (size_t d = 0; fits && d < rank; ++d) fits = check.memref_shape[d] < 0 || check.memref_shape[d] == shape[d];

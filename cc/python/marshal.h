@@ -26,9 +26,13 @@ struct PointerCheck {
   size_t slots() const { return memref ? 3 + 2 * memref_shape.size() : 1; }
 };
 
-// The thunk's kind codes for arguments of kinds `codes` with these checks: each memref ('m')
-// expanded to its descriptor's slots (allocated and aligned pointer, offset, sizes, strides).
-std::string slot_codes(const std::string& codes, const std::vector<PointerCheck>& checks);
+// The slots arguments of kinds `codes` with these checks fill: each memref ('m') takes its
+// descriptor's (allocated and aligned pointer, offset, sizes, strides), any other argument one.
+struct SlotLayout {
+  std::string kinds;           // the thunk's (or kernel's) kind code of every slot
+  std::vector<unsigned> first;  // each argument's first slot
+};
+SlotLayout slot_layout(const std::string& codes, const std::vector<PointerCheck>& checks);
 
 // One scalar argument (kind code b i l I L f d) into its 8-byte slot, as calls and kernel launches
 // pass it: range-checked (OverflowError naming argument `index`); false with a Python error set.
@@ -64,12 +68,18 @@ class HeldBuffers {
 // the same objects but for the array interface they read (__array_interface__ or
 // __cuda_array_interface__); only host pointers take buffer-protocol and ctypes objects.
 enum class Memory { host, device };
+// The shape of an array a checked pointer argument was read from (none for a plain address).
+struct ArrayShape {
+  bool known = false;
+  std::vector<Py_ssize_t> dims;
+};
 // A pointer argument checked against what it must point to: a buffer (host memory) or an array
 // interface object (__array_interface__ / __cuda_array_interface__) must have that element type,
 // be C-contiguous, and be writable unless the element is const (TypeError / ValueError naming
 // argument `index`); ints, None, data_ptr() objects and ctypes pointers are addresses, passed as they are.
+// With `shape`, an array's shape is reported there (an array interface must then give one).
 bool checked_pointer_argument(PyObject* obj, Memory memory, const PointerCheck& check, Py_ssize_t index,
-                              uint64_t* out, HeldBuffers* held);
+                              uint64_t* out, HeldBuffers* held, ArrayShape* shape = nullptr);
 // An array for a memref argument -> its descriptor in check.slots() slots: the data address
 // twice, offset 0, the shape, and C-contiguous strides in elements. The array must pass
 // checked_pointer_argument's checks and have the memref's rank and static sizes (ValueError).

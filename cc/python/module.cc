@@ -259,7 +259,7 @@ py::object get_function(py::object self, const std::string& name, py::object res
   if (!spec.specialize.empty()) spec.variant_limit = variant_limit();
   spec.release_gil = release_gil;
   spec.code = module.code;
-  std::string thunk_signature = std::string(1, spec.ret) + "(" + slot_codes(spec.args, spec.checks) + ")";
+  std::string thunk_signature = std::string(1, spec.ret) + "(" + slot_layout(spec.args, spec.checks).kinds + ")";
   spec.thunk = without_gil([&] { return proteus::call_thunk(thunk_signature); });
   spec.owner = self.ptr();
   spec.restype = types.restype.ptr();
