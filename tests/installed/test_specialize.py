@@ -85,16 +85,20 @@ def test_validation(mod):
         mod.get_function("batched_matmul", None, ARGS, specialize="4")
 
 
+def run_child(code, **env):
+    """`code` in a fresh interpreter with `env` added: its output (it must succeed)."""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ, **env))
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
 def test_variant_count_is_bounded():
     code = ("import proteus\n"
             "m = proteus.compile('extern \"C\" int f(int x) { return x * 2; }')\n"
             "f = m.get_function('f', proteus.i32, [proteus.i32], specialize=[0])\n"
             "assert all(f(i) == 2 * i for i in range(40))\n"
             "print(f.variants)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, PROTEUS_SPECIALIZE_MAX_VARIANTS="8", PROTEUS_USE_STORED_CACHE="0"))
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "8"
+    assert run_child(code, PROTEUS_SPECIALIZE_MAX_VARIANTS="8", PROTEUS_USE_STORED_CACHE="0").strip() == "8"
 
 
 def test_a_variant_in_flight_outlives_its_eviction():
@@ -113,10 +117,7 @@ def test_a_variant_in_flight_outlives_its_eviction():
             "t.join()\n"
             "assert f(5, 10) == 50\n"
             "print(out['r'], during, f.variants)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, PROTEUS_SPECIALIZE_MAX_VARIANTS="1", PROTEUS_USE_STORED_CACHE="0"))
-    assert res.returncode == 0, res.stderr
-    result, during, after = res.stdout.split()
+    result, during, after = run_child(code, PROTEUS_SPECIALIZE_MAX_VARIANTS="1", PROTEUS_USE_STORED_CACHE="0").split()
     assert (result, during, after) == ("3000000000", "2", "1")
 
 
@@ -125,10 +126,7 @@ def test_specialization_can_be_turned_off():
             "m = proteus.compile('extern \"C\" int f(int x) { return x * 2; }')\n"
             "f = m.get_function('f', proteus.i32, [proteus.i32], specialize=[0])\n"
             "print(f(4), f.specialize, f.variants)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, PROTEUS_SPECIALIZE_ARGS="0"))
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == ["8", "[]", "0"]
+    assert run_child(code, PROTEUS_SPECIALIZE_ARGS="0").split() == ["8", "[]", "0"]
 
 
 def test_variants_come_from_the_persistent_cache(tmp_path):
@@ -138,11 +136,9 @@ def test_variants_come_from_the_persistent_cache(tmp_path):
             "r = f(3, 5)\n"
             "i = proteus.backend_info()\n"
             "print(r, i['frontend_runs'], i['internal_runs'])")
-    env = dict(os.environ, PROTEUS_CACHE_DIR=str(tmp_path))
-    outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env) for _ in range(2)]
-    assert all(o.returncode == 0 for o in outs), outs[0].stderr + outs[1].stderr
-    assert outs[0].stdout.split() == ["15", "1", "2"]  # the module; the call thunk and the variant
-    assert outs[1].stdout.split() == ["15", "0", "0"]
+    first, second = (run_child(code, PROTEUS_CACHE_DIR=str(tmp_path)) for _ in range(2))
+    assert first.split() == ["15", "1", "2"]  # the module; the call thunk and the variant
+    assert second.split() == ["15", "0", "0"]
 
 
 @pytest.mark.parametrize("source, name", [
