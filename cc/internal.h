@@ -18,6 +18,9 @@
 namespace clang {
 class ASTConsumer;
 }
+namespace llvm::jitlink {
+class JITLinkMemoryManager;
+}
 
 namespace proteus {
 
@@ -116,6 +119,9 @@ Artifact cached_or_produced(const std::string& key, const std::string& target,
 // jit.cc: a host object linked into the process as a module of its own, resolving against the
 // request's link= modules (the host target's load).
 std::shared_ptr<CompiledModule> link_host_module(const std::string& key, Artifact entry, const CompileRequest& request);
+// jit_memory.cc: the memory host modules are linked into, modules packed into shared pages; nullptr
+// where this system refuses its mappings.
+std::unique_ptr<llvm::jitlink::JITLinkMemoryManager> packed_jit_memory();
 // host_target.cc: the variant of `name` (a function in the kept bitcode of a host module) with the
 // given arguments folded to constants, compiled to link against that module.
 Artifact produce_host_variant(const std::string& base_bitcode, const std::string& name, const std::string& codes,
@@ -150,12 +156,13 @@ struct DeviceMachine {
 // it must have it) and data layout, is optimised at PROTEUS_OPT_LEVEL, then emitted.
 std::string device_code(llvm::Module& module, const DeviceMachine& machine, const std::string& arch);
 inline constexpr const char* kInitFunction = "__proteus_module_init";
-// Bitcode a module kept -> a module again in `context`; CompileError naming `what` if it cannot.
-std::unique_ptr<llvm::Module> reload_bitcode(const std::string& bitcode, llvm::LLVMContext& context,
+// A module's IR as it is kept (Artifact::bitcode: compressed bitcode), and back again in `context`
+// (CompileError naming `what` if it cannot be).
+std::string keep_bitcode(const llvm::Module& module);
+std::unique_ptr<llvm::Module> reload_bitcode(const std::string& kept, llvm::LLVMContext& context,
                                              const std::string& what);
-// Bitcode kept by a module -> its IR as text, or (with `assembly`) the host assembly of it. Runs
-// contained; "" for empty bitcode.
-std::string describe_bitcode(const std::string& bitcode, bool assembly);
+// Kept IR -> its text, or (with `assembly`) the host assembly of it. Runs contained; "" for none kept.
+std::string describe_bitcode(const std::string& kept, bool assembly);
 // Erases, until nothing changes, internal functions other than `keep` and global variables that
 // nothing uses (only internal ones if `internal_globals_only`: a host variant links against the
 // base module's external globals). Specialised variants keep just what their function reaches.

@@ -1,6 +1,9 @@
-// The engine core: the process-wide ORC LLJIT with one JITDylib per host module, and the caches
+// The engine core: the process-wide linker of host modules (JITLink), and the caches
 // (keys, memory, disk) in front of every target. The targets themselves: host_target.cc and the
 // device targets (cc/target.h); call thunks: call_thunk.cc.
+#include <dlfcn.h>
+
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstring>
@@ -12,11 +15,11 @@
 #include "internal.h"
 #include "target.h"
 #include "llvm/Config/llvm-config.h"
-#include "llvm/ExecutionEngine/Orc/AbsoluteSymbols.h"
-#include "llvm/ExecutionEngine/Orc/EHFrameRegistrationPlugin.h"
-#include "llvm/ExecutionEngine/Orc/ObjectLinkingLayer.h"
-#include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
-#include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/ExecutionEngine/JITLink/EHFrameSupport.h"
+#include "llvm/ExecutionEngine/JITLink/JITLink.h"
+#include "llvm/ExecutionEngine/JITLink/JITLinkMemoryManager.h"
+#include "llvm/ExecutionEngine/Orc/SymbolStringPool.h"
+#include "llvm/ExecutionEngine/Orc/TargetProcess/RegisterEHFrames.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/SHA256.h"
 #include "llvm/Support/raw_ostream.h"
@@ -57,52 +60,62 @@ void run_module_destructors(void* dso) {
   for (auto it = pending.rbegin(); it != pending.rend(); ++it) it->first(it->second);
 }
 
-// Session errors (e.g. unresolved symbols) are reported asynchronously by ORC; materialisation
-// runs on the compiling thread, so a thread-local buffer attaches them to the right compile.
-thread_local std::string session_errors;
+// The process-wide linker. Host objects are linked by JITLink directly, without an ORC session: a
+// module's externals are resolved against the engine's runtime symbols, the modules it links to and
+// the process, and its symbol table is a sorted vector of its own. (An ORC JITDylib per module cost
+// ~10 KiB of symbol-table buckets, more than the code: docs/ARCHITECTURE.md "Host linking and JIT
+// memory".)
+struct Linker {
+  std::shared_ptr<SymbolStringPool> strings = std::make_shared<SymbolStringPool>();
+  std::unique_ptr<llvm::jitlink::JITLinkMemoryManager> memory;
+  // Searched in this order for what no linked module defines: the process's global scope, then the
+  // C++ runtime we link (Python loads us RTLD_LOCAL, so it is not in that scope).
+  std::vector<void*> libraries;
 
-struct Jit {
-  std::unique_ptr<LLJIT> lljit;
-  std::atomic<uint64_t> next_id{0};
-
-  static Jit& get() {
-    static Jit* instance = [] {
+  static Linker& get() {
+    static Linker* instance = [] {
       install_engine_handlers();
-      auto jit = new Jit;
-      // JITLink with .eh_frame registration, so C++ exceptions unwind through JIT'd frames.
-      auto built = LLJITBuilder()
-                       .setPlatformSetUp(setUpInactivePlatform)
-                       .setObjectLinkingLayerCreator([](ExecutionSession& es) -> llvm::Expected<std::unique_ptr<ObjectLayer>> {
-                         auto layer = std::make_unique<ObjectLinkingLayer>(es);
-                         auto eh_frames = EHFrameRegistrationPlugin::Create(es);
-                         if (!eh_frames) return eh_frames.takeError();
-                         layer->addPlugin(std::move(*eh_frames));
-                         return layer;
-                       })
-                       .create();
-      if (!built) throw CompileError("cannot create the JIT: " + llvm::toString(built.takeError()));
-      jit->lljit = std::move(*built);
-      jit->lljit->getExecutionSession().setErrorReporter(
-          [](llvm::Error err) { session_errors += llvm::toString(std::move(err)) + "\n"; });
-      // Python loads us RTLD_LOCAL, so the C++ runtime we link is not in the global scope that
-      // the process generator searches: expose it explicitly.
-      auto process = jit->lljit->getProcessSymbolsJITDylib();
-      for (const char* lib : {"libstdc++.so.6", "libm.so.6", "libgcc_s.so.1"}) {
-        auto gen = DynamicLibrarySearchGenerator::Load(lib, jit->lljit->getDataLayout().getGlobalPrefix());
-        if (gen)
-          process->addGenerator(std::move(*gen));
-        else
-          llvm::consumeError(gen.takeError());
+      auto linker = new Linker;
+      linker->memory = packed_jit_memory();
+      if (!linker->memory) {  // this system refuses the pool's mappings: JITLink's page-per-segment manager
+        auto memory = llvm::jitlink::InProcessMemoryManager::Create();
+        if (!memory) throw CompileError("cannot create the JIT's memory manager: " + llvm::toString(memory.takeError()));
+        linker->memory = std::move(*memory);
       }
-      return jit;
+      linker->libraries.push_back(dlopen(nullptr, RTLD_LAZY));
+      for (const char* lib : {"libstdc++.so.6", "libm.so.6", "libgcc_s.so.1"})
+        if (void* handle = dlopen(lib, RTLD_LAZY | RTLD_LOCAL)) linker->libraries.push_back(handle);
+      return linker;
     }();
     return *instance;
   }
+
+  uint64_t process_symbol(const char* name) const {
+    for (void* library : libraries)
+      if (void* address = dlsym(library, name)) return reinterpret_cast<uint64_t>(address);
+    return 0;
+  }
 };
+
+// Symbols every host module resolves to the engine: static destructors registered per module,
+// and the hook through which a C++ exception escaping a call reports itself.
+uint64_t runtime_symbol(llvm::StringRef name) {
+  if (name == "__cxa_atexit") return reinterpret_cast<uint64_t>(&module_cxa_atexit);
+  if (name == "__proteus_exception_caught") return reinterpret_cast<uint64_t>(&exception_caught);
+  return 0;
+}
 
 // The host modules alive (as CompiledModule*): a checked downcast without RTTI (host_module_of).
 std::mutex live_mutex;
 std::set<const CompiledModule*> live_host_modules;
+
+using SymbolTable = std::vector<std::pair<std::string, uint64_t>>;  // sorted by name
+
+uint64_t find_symbol(const SymbolTable& table, llvm::StringRef name) {
+  auto it = std::lower_bound(table.begin(), table.end(), name,
+                             [](const auto& entry, llvm::StringRef n) { return llvm::StringRef(entry.first) < n; });
+  return it != table.end() && it->first == name ? it->second : 0;
+}
 
 class JitModule : public CompiledModule, public std::enable_shared_from_this<JitModule> {
  public:
@@ -112,26 +125,10 @@ class JitModule : public CompiledModule, public std::enable_shared_from_this<Jit
   // first; kept alive by this one, so their code outlives every use of it.
   JitModule(std::shared_ptr<JitModule> base, std::vector<std::shared_ptr<JitModule>> links)
       : base_(std::move(base)), links_(std::move(links)) {
-    Jit& jit = Jit::get();
-    auto jd = jit.lljit->createJITDylib("proteus-module-" + std::to_string(jit.next_id++));
-    if (!jd) throw CompileError("cannot create a JITDylib: " + llvm::toString(jd.takeError()));
-    dylib_ = &*jd;
-    if (base_) {
-      dylib_->addToLinkOrder(*base_->dylib_, JITDylibLookupFlags::MatchExportedSymbolsOnly);
-      links_.insert(links_.begin(), base_->links_.begin(), base_->links_.end());  // a variant calls what its base calls
-    }
-    for (const auto& linked : links_) dylib_->addToLinkOrder(*linked->dylib_, JITDylibLookupFlags::MatchExportedSymbolsOnly);
-    {
-      std::lock_guard<std::mutex> lock(live_mutex);
-      live_host_modules.insert(this);
-    }
-    auto& es = jit.lljit->getExecutionSession();
-    SymbolMap runtime;
-    runtime[es.intern("__cxa_atexit")] = {ExecutorAddr::fromPtr(&module_cxa_atexit), llvm::JITSymbolFlags::Exported};
-    runtime[es.intern("__proteus_exception_caught")] = {ExecutorAddr::fromPtr(&exception_caught),
-                                                        llvm::JITSymbolFlags::Exported};
-    if (auto err = dylib_->define(absoluteSymbols(std::move(runtime))))
-      throw CompileError("cannot define the module runtime: " + llvm::toString(std::move(err)));
+    if (base_) links_.insert(links_.begin(), base_->links_.begin(), base_->links_.end());  // a variant calls what its base calls
+    if (base_) links_.insert(links_.begin(), base_);
+    std::lock_guard<std::mutex> lock(live_mutex);
+    live_host_modules.insert(this);
   }
 
   ~JitModule() override {
@@ -140,40 +137,32 @@ class JitModule : public CompiledModule, public std::enable_shared_from_this<Jit
       live_host_modules.erase(this);
     }
     if (dso_handle_) run_module_destructors(dso_handle_);
-    auto& es = Jit::get().lljit->getExecutionSession();
-    if (auto err = es.removeJITDylib(*dylib_)) llvm::consumeError(std::move(err));
+    if (eh_frame_size_) llvm::consumeError(deregisterEHFrameSection(eh_frame_, eh_frame_size_));
+    if (memory_) llvm::consumeError(Linker::get().memory->deallocate(std::move(memory_)));
   }
 
-  // Adds the object and links it now, so unresolved symbols are compile errors, then runs the
-  // module's static constructors.
+  // Links the object now, so unresolved symbols are compile errors, then runs the module's static
+  // constructors. `names`: the functions the module defines for callers.
   void link(std::unique_ptr<llvm::MemoryBuffer> object, const std::vector<std::string>& names) {
-    Jit& jit = Jit::get();
-    session_errors.clear();
-    if (auto err = jit.lljit->addObjectFile(*dylib_, std::move(object)))
-      throw CompileError("cannot load the compiled object: " + llvm::toString(std::move(err)));
-    auto& es = jit.lljit->getExecutionSession();
-    SymbolLookupSet wanted;
-    for (const auto& name : names) wanted.add(es.intern(name));
-    wanted.add(es.intern(kInitFunction), SymbolLookupFlags::WeaklyReferencedSymbol);  // variants have none
-    wanted.add(es.intern("__dso_handle"), SymbolLookupFlags::WeaklyReferencedSymbol);  // C++ modules define it
-    auto found = es.lookup(makeJITDylibSearchOrder(dylib_, JITDylibLookupFlags::MatchAllSymbols), std::move(wanted));
-    if (!found) {
-      std::string why = llvm::toString(found.takeError());
-      if (!session_errors.empty()) why = session_errors;
-      throw CompileError("linking the compiled code failed: " + why);
-    }
-    for (const auto& [symbol, def] : *found) {
-      std::string name((*symbol).str());
-      if (name == kInitFunction)
-        init_ = def.getAddress().toPtr<void (*)()>();
-      else if (name == "__dso_handle")
-        dso_handle_ = def.getAddress().toPtr<void*>();
-      else
-        functions_[name] = def.getAddress().getValue();
+    Linker& linker = Linker::get();
+    auto graph = llvm::jitlink::createLinkGraphFromObject(object->getMemBufferRef(), linker.strings);
+    if (!graph) throw CompileError("cannot load the compiled object: " + llvm::toString(graph.takeError()));
+    std::string failure;
+    bool finished = false;
+    // In-process memory and lookups answer at once, so the link completes inside this call.
+    llvm::jitlink::link(std::move(*graph), std::make_unique<LinkContext>(*this, failure, finished));
+    linker.strings->clearDeadEntries();  // the graph's names: only what the symbol tables hold stays
+    if (!failure.empty()) throw CompileError("linking the compiled code failed: " + failure);
+    if (!finished) throw CompileError("linking the compiled code did not complete");
+    if (eh_frame_size_) {
+      if (auto err = registerEHFrameSection(eh_frame_, eh_frame_size_)) {
+        eh_frame_size_ = 0;
+        throw CompileError("cannot register the module's unwind tables: " + llvm::toString(std::move(err)));
+      }
     }
     function_names_ = names;
     std::sort(function_names_.begin(), function_names_.end());
-    if (init_) init_();
+    if (auto init = reinterpret_cast<void (*)()>(find_symbol(exports_, kInitFunction))) init();
   }
 
   std::string ir() const override { return describe_bitcode(bitcode, false); }
@@ -184,26 +173,15 @@ class JitModule : public CompiledModule, public std::enable_shared_from_this<Jit
                                           const std::vector<std::pair<unsigned, uint64_t>>& values) override;
 
   uint64_t address(const std::string& name) override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = functions_.find(name);
-      if (it != functions_.end()) return it->second;
-    }
-    auto& es = Jit::get().lljit->getExecutionSession();
-    auto found = es.lookup(makeJITDylibSearchOrder(dylib_, JITDylibLookupFlags::MatchExportedSymbolsOnly),
-                           es.intern(name));
-    if (!found || name == "__cxa_atexit" || name == "__dso_handle" || name == kInitFunction) {
-      if (!found) llvm::consumeError(found.takeError());
+    uint64_t found = find_symbol(exports_, name);
+    if (!found || name == kInitFunction) {
       std::string defined;
       for (const auto& f : function_names_) defined += (defined.empty() ? "" : ", ") + f;
       throw SymbolNotFound("symbol '" + name + "' is not defined by the compiled module (it defines: " +
                            (defined.empty() ? std::string("no functions") : defined) +
                            "); C++ names are mangled unless declared extern \"C\"");
     }
-    uint64_t addr = found->getAddress().getValue();
-    std::lock_guard<std::mutex> lock(mutex_);
-    functions_[name] = addr;
-    return addr;
+    return found;
   }
 
   std::vector<std::string> function_names() const override { return function_names_; }
@@ -221,13 +199,89 @@ class JitModule : public CompiledModule, public std::enable_shared_from_this<Jit
   std::string warnings_text;  // the compiler's warnings
 
  private:
+  // JITLink's side of one link: where externals come from, and what the linked module keeps.
+  class LinkContext final : public llvm::jitlink::JITLinkContext {
+   public:
+    LinkContext(JitModule& module, std::string& failure, bool& finished)
+        : JITLinkContext(nullptr), module_(module), failure_(failure), finished_(finished) {}
+
+    llvm::jitlink::JITLinkMemoryManager& getMemoryManager() override { return *Linker::get().memory; }
+
+    void notifyFailed(llvm::Error err) override { failure_ = llvm::toString(std::move(err)); }
+
+    void lookup(const LookupMap& symbols,
+                std::unique_ptr<llvm::jitlink::JITLinkAsyncLookupContinuation> next) override {
+      llvm::jitlink::AsyncLookupResult found;
+      std::string missing;
+      for (const auto& [name, flags] : symbols) {
+        if (uint64_t address = module_.external_symbol(*name))
+          found[name] = {ExecutorAddr(address), llvm::JITSymbolFlags::Exported};
+        else if (flags == llvm::jitlink::SymbolLookupFlags::RequiredSymbol)
+          missing += (missing.empty() ? "" : ", ") + (*name).str();
+      }
+      if (!missing.empty())
+        next->run(llvm::createStringError(
+            "undefined symbols: " + missing +
+            " (define them in the source, or pass the modules that define them as link=[...])"));
+      else
+        next->run(std::move(found));
+    }
+
+    // Addresses are final here: the module's symbol table is what the graph defines for others.
+    llvm::Error notifyResolved(llvm::jitlink::LinkGraph& graph) override {
+      for (llvm::jitlink::Symbol* symbol : graph.defined_symbols()) {
+        if (!symbol->hasName()) continue;
+        if (*symbol->getName() == "__dso_handle")  // hidden: C++ modules define their own (codegen.cc)
+          module_.dso_handle_ = symbol->getAddress().toPtr<void*>();
+        else if (symbol->getScope() == llvm::jitlink::Scope::Default)
+          module_.exports_.emplace_back((*symbol->getName()).str(), symbol->getAddress().getValue());
+      }
+      std::sort(module_.exports_.begin(), module_.exports_.end());
+      module_.exports_.shrink_to_fit();
+      return llvm::Error::success();
+    }
+
+    void notifyFinalized(llvm::jitlink::JITLinkMemoryManager::FinalizedAlloc memory) override {
+      module_.memory_ = std::move(memory);
+      finished_ = true;
+    }
+
+    // The unwind tables' place, once laid out, for registering them after the link.
+    llvm::Error modifyPassConfig(llvm::jitlink::LinkGraph&, llvm::jitlink::PassConfiguration& config) override {
+      config.PostFixupPasses.push_back([this](llvm::jitlink::LinkGraph& graph) {
+        if (llvm::jitlink::Section* eh_frame = llvm::jitlink::getEHFrameSection(graph)) {
+          llvm::jitlink::SectionRange range(*eh_frame);
+          if (!range.empty()) {
+            module_.eh_frame_ = range.getStart().toPtr<const void*>();
+            module_.eh_frame_size_ = range.getSize();
+          }
+        }
+        return llvm::Error::success();
+      });
+      return llvm::Error::success();
+    }
+
+   private:
+    JitModule& module_;
+    std::string& failure_;
+    bool& finished_;
+  };
+
+  // What a symbol this module's code uses but does not define resolves to (0: nothing).
+  uint64_t external_symbol(llvm::StringRef name) const {
+    if (uint64_t address = runtime_symbol(name)) return address;
+    for (const auto& linked : links_)
+      if (uint64_t address = find_symbol(linked->exports_, name)) return address;
+    return Linker::get().process_symbol(name.str().c_str());
+  }
+
   std::shared_ptr<JitModule> base_;
-  std::vector<std::shared_ptr<JitModule>> links_;
-  JITDylib* dylib_ = nullptr;
+  std::vector<std::shared_ptr<JitModule>> links_;  // base first
+  SymbolTable exports_;                             // its default-visibility definitions
+  llvm::jitlink::JITLinkMemoryManager::FinalizedAlloc memory_;
+  const void* eh_frame_ = nullptr;
+  size_t eh_frame_size_ = 0;
   void* dso_handle_ = nullptr;  // the module's __dso_handle: identifies it to __cxa_atexit
-  void (*init_)() = nullptr;
-  std::mutex mutex_;
-  std::map<std::string, uint64_t> functions_;
   std::vector<std::string> function_names_;
 };
 
@@ -324,7 +378,7 @@ Artifact load_or_produce(const std::string& key, const std::string& target, cons
   return entry;
 }
 
-// Links a host object into a new JITDylib (linking against `base` and `links`, if given).
+// Links a host object into a new module (linking against `base` and `links`, if given).
 std::shared_ptr<JitModule> link_module(const std::string& key, Artifact entry, std::shared_ptr<JitModule> base,
                                        std::vector<std::shared_ptr<JitModule>> links = {}) {
   auto jit_module = std::make_shared<JitModule>(std::move(base), std::move(links));

@@ -36,7 +36,7 @@ VENVS = {
                                                    "test_bad_input.py", "test_threads.py", "test_coexistence.py",
                                                    "test_typing.py", "test_containment.py", "test_fuzz.py",
                                                    "test_signatures.py", "test_everyday.py", "test_link.py",
-                                                   "test_mlir.py", "test_cache_chain.py"]),
+                                                   "test_mlir.py", "test_cache_chain.py", "test_jit_memory.py"]),
     # The cache chain's MPI levels: mpi4py (the shim's [mpi] extra) on Debian's Open MPI.
     "mpi": ([SHIM, HOST], TEST_TOOLS + ["mpi4py"], ["test_cache_chain_mpi.py"]),
     "cuda": ([SHIM, HOST, CUDA], TEST_TOOLS + CUDA_TOOLKIT, ["test_cuda_backend.py", "test_fake_driver.py",
