@@ -8,6 +8,7 @@
 #include "internal.h"
 #include "object_cache.h"
 #include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/DiagnosticInfo.h"
 #include "llvm/IR/DiagnosticPrinter.h"
@@ -18,6 +19,8 @@
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Plugins/PassPlugin.h"
+#include "llvm/Support/Compression.h"
+#include "llvm/Support/Endian.h"
 #include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
@@ -225,9 +228,33 @@ std::string emit_code(llvm::Module& module, llvm::TargetMachine& tm, llvm::CodeG
   return code.str().str();
 }
 
-std::unique_ptr<llvm::Module> reload_bitcode(const std::string& bitcode, llvm::LLVMContext& context,
+// Kept IR is bitcode compressed with zstd (about half the size), after its size as 8 bytes
+// little-endian: most modules are never specialised or printed, and it stays in memory and the cache.
+constexpr size_t kKeptSizeBytes = 8, kMaxKeptBitcode = size_t(1) << 31;
+
+std::string keep_bitcode(const llvm::Module& module) {
+  std::string bitcode;
+  {
+    llvm::raw_string_ostream os(bitcode);
+    llvm::WriteBitcodeToFile(module, os);
+  }
+  llvm::SmallVector<uint8_t, 0> packed;
+  llvm::compression::zstd::compress(llvm::arrayRefFromStringRef(bitcode), packed, /*Level=*/3);
+  std::string kept(kKeptSizeBytes, '\0');
+  llvm::support::endian::write64le(kept.data(), bitcode.size());
+  kept.append(reinterpret_cast<const char*>(packed.data()), packed.size());
+  return kept;
+}
+
+std::unique_ptr<llvm::Module> reload_bitcode(const std::string& kept, llvm::LLVMContext& context,
                                              const std::string& what) {
-  auto parsed = llvm::parseBitcodeFile(llvm::MemoryBufferRef(bitcode, "kept IR"), context);
+  uint64_t size = kept.size() >= kKeptSizeBytes ? llvm::support::endian::read64le(kept.data()) : 0;
+  if (size == 0 || size > kMaxKeptBitcode) throw CompileError("cannot reload " + what + ": the kept IR is damaged");
+  llvm::SmallVector<uint8_t, 0> bitcode;
+  if (auto err = llvm::compression::zstd::decompress(llvm::arrayRefFromStringRef(kept).drop_front(kKeptSizeBytes),
+                                                     bitcode, size))
+    throw CompileError("cannot reload " + what + ": the kept IR is damaged (" + llvm::toString(std::move(err)) + ")");
+  auto parsed = llvm::parseBitcodeFile(llvm::MemoryBufferRef(llvm::toStringRef(bitcode), "kept IR"), context);
   if (!parsed) throw CompileError("cannot reload " + what + ": " + llvm::toString(parsed.takeError()));
   return std::move(*parsed);
 }

@@ -2,7 +2,6 @@
 
 #include <map>
 
-#include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/IR/Module.h"
 
 namespace proteus {
@@ -125,11 +124,7 @@ Artifact produce_device(const CompileRequest& request, const LanguageFlags& lang
       request.frontend == "cpp"    ? compile_cpp(request, *context, language, &found)
       : request.frontend == "mlir" ? compile_mlir(request, *context, language.device_libraries, &found.signatures)
                                    : parse_ir_text(request, *context);
-  std::string ir;
-  {
-    llvm::raw_string_ostream os(ir);
-    llvm::WriteBitcodeToFile(*module, os);
-  }
+  std::string ir = keep_bitcode(*module);
   Artifact entry = codegen(*module, arch);
   entry.bitcode = std::move(ir);
   entry.warnings = std::move(found.warnings);

@@ -3,7 +3,6 @@
 #include "internal.h"
 #include "object_cache.h"
 #include "target.h"
-#include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/Verifier.h"
 
@@ -41,10 +40,7 @@ Artifact produce_host(const CompileRequest& request) {
   for (const llvm::Function& fn : *module)
     if (!fn.isDeclaration() && !fn.hasLocalLinkage() && !fn.hasAvailableExternallyLinkage())
       entry.entry_points.push_back(fn.getName().str());
-  {
-    llvm::raw_string_ostream os(entry.bitcode);
-    llvm::WriteBitcodeToFile(*module, os);
-  }
+  entry.bitcode = keep_bitcode(*module);
   lower_static_constructors(*module);
   checkpoint();
   entry.binary = emit_code(*module, *tm, llvm::CodeGenFileType::ObjectFile);

@@ -24,7 +24,7 @@ namespace {
 
 constexpr char kMagic[8] = {'P', 'R', 'O', 'T', 'E', 'U', 'S', 'O'};
 // 4: the files the compile read; 5: typed artifacts; 6: signatures, warnings; 7: memref shapes
-constexpr uint32_t kFormat = 7;
+constexpr uint32_t kFormat = 8;
 constexpr const char* kSuffix = ".pobj";
 
 // Entry layout: magic[8] format:u32 key[64 hex] payload_len:u64 sha256(payload)[32] payload

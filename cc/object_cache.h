@@ -32,7 +32,7 @@ struct Artifact {
                                           // without ptxas: the driver compiles `assembly`), code object (hip)
   std::string assembly;                   // the device assembly, where the target has one (cuda: PTX)
   std::vector<std::string> entry_points;  // host: the functions linked eagerly; GPU: the kernels
-  std::string bitcode;                    // the IR it was made from (host: optimised): variants, Module.ir
+  std::string bitcode;                    // the IR it was made from (host: optimised; keep_bitcode): variants, Module.ir
   Signatures signatures;                  // the C signatures of its functions and kernels (signatures.cc)
   std::string warnings;                   // the compiler's warnings, replayed on every hit
   std::vector<InputFile> inputs;          // what the compile read: the result is valid while they are unchanged
